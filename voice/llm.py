@@ -1,0 +1,214 @@
+"""Chat LLM behind a small Protocol: any OpenAI-compatible server (Ollama, llama.cpp).
+
+Tool calls arrive in one of two shapes, and both are accepted:
+
+* the API's ``tool_calls`` deltas (Ollama parses Qwen's tool format itself);
+* text in the content stream, as Qwen models write it when the server passes the
+  output through untouched (llama-cpp-python with the GGUF's own chat template):
+  ``<tool_call>{"name": …, "arguments": {…}}</tool_call>`` (small models also
+  write ``<tools>`` or a bare JSON object).
+
+:class:`OpenAICompatibleLLM.stream` yields :class:`TextDelta` pieces as soon as it
+knows they are plain speech, and :class:`ToolCall` objects once a call is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = [
+    "ChatLLM",
+    "LLMUnavailableError",
+    "OpenAICompatibleLLM",
+    "TextDelta",
+    "ToolCall",
+    "parse_text_tool_calls",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class LLMUnavailableError(RuntimeError):
+    """The LLM server cannot be reached or failed; the call must go to a human."""
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+    id: str = field(default_factory=lambda: "call_" + uuid.uuid4().hex[:12])
+
+    def as_message(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "function",
+                "function": {"name": self.name, "arguments": json.dumps(self.arguments, ensure_ascii=False)}}
+
+
+class ChatLLM(Protocol):
+    """What the call agent needs from a language model."""
+
+    async def stream(self, messages: Sequence[dict[str, Any]],
+                     tools: Sequence[dict[str, Any]]) -> AsyncIterator[TextDelta | ToolCall]:
+        ...  # pragma: no cover
+
+
+_OPENERS = ("<tool_call>", "<tools>", "<function", "{")
+_BLOCK_RE = re.compile(r"<(tool_call|tools|function[^>]*)>\s*(.*?)\s*(?:</\1>|</tool_call>|</tools>|$)",
+                       re.S)
+
+
+def _decode_call(blob: str) -> ToolCall | None:
+    blob = blob.strip().strip("`")
+    if blob.startswith("json"):
+        blob = blob[4:]
+    try:
+        obj = json.loads(blob)
+    except json.JSONDecodeError:
+        # tolerate one trailing garbage brace / missing brace from small models
+        for candidate in (blob.rstrip("}") + "}", blob + "}", blob.rstrip("}") + "}}"):
+            try:
+                obj = json.loads(candidate)
+                break
+            except json.JSONDecodeError:
+                continue
+        else:
+            return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+        return None
+    args = obj.get("arguments", obj.get("parameters", {}))
+    if isinstance(args, str):
+        try:
+            args = json.loads(args) if args.strip() else {}
+        except json.JSONDecodeError:
+            args = {}
+    return ToolCall(name=obj["name"], arguments=args if isinstance(args, dict) else {})
+
+
+def parse_text_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
+    """Split model output into (speech text, tool calls written as text)."""
+    calls: list[ToolCall] = []
+    for m in _BLOCK_RE.finditer(text):
+        body = m.group(2)
+        for line in [body] if body.strip().startswith("{") and body.count('"name"') <= 1 else body.splitlines():
+            call = _decode_call(line)
+            if call:
+                calls.append(call)
+    speech = _BLOCK_RE.sub("", text).strip()
+    if not calls and speech.startswith("{"):
+        call = _decode_call(speech)
+        if call:
+            return "", [call]
+    return speech, calls
+
+
+class OpenAICompatibleLLM:
+    """Streams chat completions from an OpenAI-compatible ``/v1`` endpoint."""
+
+    def __init__(self, *, base_url: str, model: str, api_key: str = "local",
+                 temperature: float = 0.2, max_tokens: int = 160, timeout_s: float = 30.0) -> None:
+        self.base_url = base_url
+        self.model = model
+        self._api_key = api_key
+        self._temperature = temperature
+        self._max_tokens = max_tokens
+        self._timeout_s = timeout_s
+        self._client: Any = None
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            from openai import AsyncOpenAI
+
+            self._client = AsyncOpenAI(base_url=self.base_url, api_key=self._api_key,
+                                       timeout=self._timeout_s, max_retries=0)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def stream(self, messages: Sequence[dict[str, Any]],
+                     tools: Sequence[dict[str, Any]]) -> AsyncIterator[TextDelta | ToolCall]:
+        import openai
+
+        client = self._get_client()
+        kwargs: dict[str, Any] = {
+            "model": self.model, "messages": list(messages), "stream": True,
+            "temperature": self._temperature, "max_tokens": self._max_tokens,
+        }
+        if tools:
+            kwargs["tools"] = list(tools)
+        try:
+            response = await client.chat.completions.create(**kwargs)
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            raise LLMUnavailableError(f"LLM server at {self.base_url} is unreachable: {exc}") from exc
+        except openai.APIStatusError as exc:
+            raise LLMUnavailableError(f"LLM server at {self.base_url} answered {exc.status_code}: "
+                                      f"{str(exc.message)[:200]}") from exc
+
+        buffer = ""  # content held back while it may still be a tool call
+        holding = False
+        api_calls: dict[int, dict[str, str]] = {}
+        try:
+            async for chunk in response:
+                if not chunk.choices:
+                    continue
+                delta = chunk.choices[0].delta
+                for tc in delta.tool_calls or []:
+                    slot = api_calls.setdefault(tc.index or 0, {"name": "", "arguments": "", "id": ""})
+                    if tc.id:
+                        slot["id"] = tc.id
+                    if tc.function and tc.function.name:
+                        slot["name"] += tc.function.name
+                    if tc.function and tc.function.arguments:
+                        slot["arguments"] += tc.function.arguments
+                piece = delta.content or ""
+                if not piece:
+                    continue
+                if holding:
+                    buffer += piece
+                    continue
+                buffer += piece
+                stripped = buffer.lstrip()
+                if not stripped:
+                    continue
+                if any(stripped.startswith(o) or o.startswith(stripped) for o in _OPENERS):
+                    if any(stripped.startswith(o) for o in _OPENERS):
+                        holding = True
+                    continue  # undecided prefix such as "<to": wait for more
+                # plain speech; a tool call may still follow later in the text
+                if "<" in buffer:
+                    before, _, rest = buffer.partition("<")
+                    if before:
+                        yield TextDelta(before)
+                    buffer = "<" + rest
+                    holding = True
+                    continue
+                yield TextDelta(buffer)
+                buffer = ""
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            raise LLMUnavailableError(f"LLM stream from {self.base_url} broke: {exc}") from exc
+
+        for slot in api_calls.values():
+            try:
+                args = json.loads(slot["arguments"]) if slot["arguments"].strip() else {}
+            except json.JSONDecodeError:
+                args = {}
+            yield ToolCall(name=slot["name"], arguments=args if isinstance(args, dict) else {},
+                           **({"id": slot["id"]} if slot["id"] else {}))
+        if buffer.strip():
+            speech, calls = parse_text_tool_calls(buffer)
+            if speech:
+                yield TextDelta(speech)
+            for call in calls:
+                yield call
