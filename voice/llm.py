@@ -67,22 +67,46 @@ _BLOCK_RE = re.compile(r"<(tool_call|tools|function[^>]*)>\s*(.*?)\s*(?:</\1>|</
                        re.S)
 
 
+def _balanced_object(text: str, start: int) -> str | None:
+    """The JSON object starting at ``text[start] == '{'``, braces balanced outside strings."""
+    depth, in_str, esc = 0, False, False
+    for i in range(start, len(text)):
+        c = text[i]
+        if in_str:
+            if esc:
+                esc = False
+            elif c == "\\":
+                esc = True
+            elif c == '"':
+                in_str = False
+        elif c == '"':
+            in_str = True
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start:i + 1]
+    return None
+
+
 def _decode_call(blob: str) -> ToolCall | None:
-    blob = blob.strip().strip("`")
-    if blob.startswith("json"):
-        blob = blob[4:]
+    """Decode ``{"name": …, "arguments": {…}}``, tolerating the stray or missing braces
+    and code fences small models add around it."""
+    key = blob.find('"name"')
+    if key < 0:
+        return None
+    start = blob.rfind("{", 0, key)
+    if start < 0:
+        return None
+    candidate = _balanced_object(blob, start)
+    if candidate is None:  # unclosed: close it
+        candidate = blob[start:].rstrip().rstrip("`")
+        candidate += "}" * max(0, candidate.count("{") - candidate.count("}"))
     try:
-        obj = json.loads(blob)
+        obj = json.loads(candidate)
     except json.JSONDecodeError:
-        # tolerate one trailing garbage brace / missing brace from small models
-        for candidate in (blob.rstrip("}") + "}", blob + "}", blob.rstrip("}") + "}}"):
-            try:
-                obj = json.loads(candidate)
-                break
-            except json.JSONDecodeError:
-                continue
-        else:
-            return None
+        return None
     if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
         return None
     args = obj.get("arguments", obj.get("parameters", {}))
@@ -99,10 +123,16 @@ def parse_text_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
     calls: list[ToolCall] = []
     for m in _BLOCK_RE.finditer(text):
         body = m.group(2)
-        for line in [body] if body.strip().startswith("{") and body.count('"name"') <= 1 else body.splitlines():
-            call = _decode_call(line)
+        pos = 0
+        while (key := body.find('"name"', pos)) >= 0:
+            start = max(0, body.rfind("{", 0, key))
+            call = _decode_call(body[start:])
             if call:
                 calls.append(call)
+                obj = _balanced_object(body, start)
+                pos = start + len(obj) if obj else len(body)
+            else:
+                pos = key + 6
     speech = _BLOCK_RE.sub("", text).strip()
     if not calls and speech.startswith("{"):
         call = _decode_call(speech)
