@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from voice.llm import LLMUnavailableError, OpenAICompatibleLLM, TextDelta, ToolCall, parse_text_tool_calls
+from voice.llm import (
+    LLMUnavailableError,
+    OpenAICompatibleLLM,
+    TextDelta,
+    ToolCall,
+    parse_text_tool_calls,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "llm"
 
@@ -59,7 +65,7 @@ async def test_llamacpp_text_tool_call_is_parsed(replay_server) -> None:
 
 
 async def test_llamacpp_plain_text_streams(replay_server) -> None:
-    url, state = replay_server
+    url, _state = replay_server
     items = await _collect(OpenAICompatibleLLM(base_url=url, model="m"))
     assert all(isinstance(i, TextDelta) for i in items) and len(items) > 3  # streamed, not at once
     assert "".join(i.text for i in items) == "Bonjour, je suis bien au cabinet médical."  # type: ignore[union-attr]

@@ -72,7 +72,7 @@ def test_corrupt_model_is_detected_and_reinstall_repairs_it(tmp_path: Path, tiny
     data = bytearray(path.read_bytes())
     data[10] ^= 0xFF  # same size, one flipped byte
     path.write_bytes(bytes(data))
-    with pytest.raises(m.ModelMissingError, match="damaged.*sha256 mismatch.*--force"):
+    with pytest.raises(m.ModelMissingError, match=r"damaged.*sha256 mismatch.*--force"):
         m.require("tiny-llm", root=root)
     assert not m.status(["tiny-llm"], root=root, deep=True)[0].ok
     m.install(["tiny-llm"], root=root, source=source)  # not verified -> re-assembled

@@ -15,10 +15,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-__all__ = ["EmbeddedLLMServer", "EmbeddedLLMError"]
+__all__ = ["EmbeddedLLMError", "EmbeddedLLMServer"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,12 +72,8 @@ class EmbeddedLLMServer:
                "--model_alias", self.model_name, "--host", "127.0.0.1", "--port", str(self._port),
                "--n_ctx", str(self._n_ctx), "--n_threads", str(self._n_threads),
                "--n_threads_batch", str(self._n_threads), "--n_batch", "256"]
-        out = subprocess.DEVNULL
-        if self._log_path:
-            self._log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log_fh = out = open(self._log_path, "ab")  # type: ignore[assignment]  # noqa: SIM115
         logger.info("starting embedded LLM: %s", " ".join(cmd))
-        self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        self._proc = await asyncio.to_thread(self._spawn, cmd)
         deadline = time.monotonic() + self._startup_timeout_s
         async with httpx.AsyncClient() as client:
             while time.monotonic() < deadline:
@@ -92,6 +89,13 @@ class EmbeddedLLMServer:
                 await asyncio.sleep(0.3)
         await self.stop()
         raise EmbeddedLLMError(f"llama.cpp server did not answer within {self._startup_timeout_s:.0f} s")
+
+    def _spawn(self, cmd: list[str]) -> subprocess.Popen[bytes]:
+        out: Any = subprocess.DEVNULL
+        if self._log_path:
+            self._log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log_fh = out = open(self._log_path, "ab")  # closed in stop()
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
 
     async def stop(self) -> None:
         proc, self._proc = self._proc, None

@@ -11,6 +11,7 @@ import ctypes
 import logging
 import threading
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -46,7 +47,7 @@ class ESpeakEngine:
     _lock = threading.Lock()
     _lib: ctypes.CDLL | None = None
     _sample_rate: int = 0
-    _chunks: list[bytes] = []
+    _chunks: ClassVar[list[bytes]] = []
     _callback: object = None
     _voice: ESpeakVoice | None = None
 

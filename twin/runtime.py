@@ -1,0 +1,104 @@
+"""Start and stop everything a call needs, from :class:`twin.settings.Settings`.
+
+``async with voice_runtime(settings) as services:`` starts the embedded llama.cpp
+server (unless a remote ``llm.base_url`` is set), loads Whisper and the TTS voice
+once, opens the agenda database (creating and seeding it when new) and loads the
+practice profile and safety rules. ``twin demo``, ``twin call`` and ``twin serve``
+all go through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from twin import models
+from twin.settings import Settings
+from voice.call import VoiceServices
+
+__all__ = ["voice_runtime"]
+
+logger = logging.getLogger(__name__)
+
+
+def _stt_dir(settings: Settings) -> Path:
+    candidate = Path(settings.stt.model).expanduser()
+    if candidate.is_dir():
+        return candidate
+    return models.require(settings.stt.model)
+
+
+def _initial_prompt(profile: object) -> str:
+    names = ", ".join(f"docteur {p.last_name}" for p in getattr(profile, "practitioners", []))
+    return f"{profile.practice.name}. {names}. Rendez-vous, consultation, date de naissance."  # type: ignore[attr-defined]
+
+
+@contextlib.asynccontextmanager
+async def voice_runtime(settings: Settings, *, seed_demo: bool = True,
+                        say: Callable[[str], None] | None = None) -> AsyncIterator[VoiceServices]:
+    from knowledge.profile import load_profile
+    from records import BookingService, Database
+    from voice.embedded_llm import EmbeddedLLMServer
+    from voice.llm import OpenAICompatibleLLM
+    from voice.stt import WhisperEngine
+    from voice.tts import ESpeakTTS, PiperTTS
+
+    note = say or (lambda _m: None)
+    data = Path(settings.data_dir)
+    await asyncio.to_thread(data.mkdir, parents=True, exist_ok=True)
+    profile = load_profile(settings.profile_path)
+
+    # Fail fast, before anything starts, if a model is missing.
+    stt_dir = _stt_dir(settings)
+    llm_model_dir = None if settings.llm.base_url else models.require(settings.llm.model)
+
+    server = None
+    llm = None
+    db = Database(url=settings.db_url)
+    try:
+        if llm_model_dir is not None:
+            t = time.monotonic()
+            server = EmbeddedLLMServer(model_path=llm_model_dir / "model.gguf", n_ctx=settings.llm.n_ctx,
+                                       n_threads=settings.llm.threads or None,
+                                       log_path=data / "logs" / "llama-server.log")
+            note(f"starting the embedded LLM ({settings.llm.model})…")
+            await server.start()
+            note(f"LLM ready in {time.monotonic() - t:.1f} s at {server.base_url}")
+            base_url, model_name = server.base_url, server.model_name
+        else:
+            base_url, model_name = str(settings.llm.base_url), settings.llm.model
+        llm = OpenAICompatibleLLM(base_url=base_url, model=model_name, api_key=settings.llm.api_key,
+                                  temperature=settings.llm.temperature,
+                                  max_tokens=settings.llm.max_tokens, timeout_s=settings.llm.timeout_s)
+        whisper = WhisperEngine(model_dir=stt_dir, language=settings.stt.language,
+                                beam_size=settings.stt.beam_size, initial_prompt=_initial_prompt(profile))
+        if settings.tts.engine == "piper":
+            tts: ESpeakTTS | PiperTTS = PiperTTS(model_path=Path(str(settings.tts.piper_model)))
+        else:
+            tts = ESpeakTTS(language=settings.tts.language, rate_wpm=settings.tts.rate_wpm)
+        await asyncio.gather(asyncio.to_thread(whisper.load), asyncio.to_thread(tts.load))
+        await db.create_schema()
+        if seed_demo:
+            from records.seed import seed_demo
+
+            await seed_demo(db, profile_path=settings.profile_path)
+        booking = BookingService(db=db, tz=profile.practice.timezone)
+        safety = None
+        try:
+            from knowledge.safety import SafetyRules
+
+            safety = SafetyRules.load()
+        except ModuleNotFoundError:  # pragma: no cover - knowledge always ships it
+            logger.warning("safety rules unavailable")
+        yield VoiceServices(llm=llm, whisper=whisper, tts_engine=tts, booking=booking, profile=profile,
+                            safety=safety)
+    finally:
+        if llm is not None:
+            await llm.aclose()
+        await db.dispose()
+        if server is not None:
+            await server.stop()

@@ -1,0 +1,222 @@
+"""The call agent: one patient conversation, at text level (no audio, no pipecat).
+
+Each patient turn goes through, in order:
+
+1. the deterministic safety layer (``knowledge.safety``): an emergency, a request
+   for a human or anger is answered by a fixed script and a handoff, without
+   asking the model;
+2. the LLM, which either speaks or proposes a tool call;
+3. the tools, which validate and act, and phrase their result in plain French
+   themselves (``ToolResult.say``), so dates, times and names reach the patient
+   exactly as stored and a second model round is rarely needed.
+
+The same agent runs behind the audio pipeline (``voice.pipeline``), in
+``twin call --text`` and in the text-level scenario tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from voice.llm import ChatLLM, LLMUnavailableError, TextDelta, ToolCall
+
+__all__ = [
+    "AgentTurn",
+    "CallAgent",
+    "CallTools",
+    "Handoff",
+    "SafetyCheck",
+    "ToolResult",
+]
+
+logger = logging.getLogger(__name__)
+
+FALLBACK_HANDOFF_FR = ("Je suis désolée, je rencontre un problème technique. "
+                       "Je vous passe une secrétaire.")
+
+
+@dataclass(frozen=True)
+class Handoff:
+    reason: str  # "caller_request" | "emergency" | "misunderstanding" | "bot_failure" | ...
+    summary: str
+
+
+@dataclass
+class ToolResult:
+    """What a tool gives back: ``content`` for the model, ``say`` for the patient."""
+
+    content: str
+    say: str | None = None
+    end_call: bool = False
+    handoff: Handoff | None = None
+    ok: bool = True
+
+
+class CallTools(Protocol):
+    def schemas(self) -> list[dict[str, Any]]: ...
+
+    async def execute(self, call: ToolCall) -> ToolResult: ...
+
+    async def on_user_turn(self, text: str) -> ToolResult | None:
+        """Called with every patient utterance before the model.
+
+        Returns a result to act on directly (a pending booking the patient just
+        confirmed, a goodbye), or None to let the model answer.
+        """
+
+
+class SafetyCheck(Protocol):
+    def assess(self, text: str) -> Any: ...
+
+
+@dataclass
+class AgentTurn:
+    """Record of one patient turn, for transcripts, metrics and tests."""
+
+    user: str
+    reply: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    safety: str = "none"
+    llm_first_token_s: float | None = None
+
+
+_ESCALATE = {"emergency", "suicide", "human_request", "anger"}
+
+
+class CallAgent:
+    """Drives one call. ``greeting()`` first, then ``respond(text)`` per patient turn."""
+
+    def __init__(self, *, llm: ChatLLM, tools: CallTools, system_prompt: str, greeting: str,
+                 safety: SafetyCheck | None = None, filler: str = "Un instant, je regarde.",
+                 max_tool_rounds: int = 3) -> None:
+        self._llm = llm
+        self._tools = tools
+        self._safety = safety
+        self._filler = filler
+        self._max_tool_rounds = max_tool_rounds
+        self._greeting = greeting
+        self.messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt}]
+        self.turns: list[AgentTurn] = []
+        self.ended = False
+        self.handoff: Handoff | None = None
+
+    def greeting(self) -> str:
+        self.messages.append({"role": "assistant", "content": self._greeting})
+        return self._greeting
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        return [c for t in self.turns for c in t.tool_calls]
+
+    def _finish(self, *, handoff: Handoff | None = None) -> None:
+        self.ended = True
+        if handoff and not self.handoff:
+            self.handoff = handoff
+
+    async def respond(self, user_text: str) -> AsyncIterator[str]:
+        """Yield the spoken reply in pieces, as soon as each piece is known."""
+        turn = AgentTurn(user=user_text)
+        self.turns.append(turn)
+        if self.ended:
+            return
+        self.messages.append({"role": "user", "content": user_text})
+
+        verdict = self._safety.assess(user_text) if self._safety else None
+        category = getattr(verdict, "category", "none") if verdict else "none"
+        turn.safety = category
+        if verdict is not None and category in _ESCALATE:
+            script = verdict.response_fr
+            self.messages.append({"role": "assistant", "content": script})
+            turn.reply = script
+            reason = "caller_request" if category == "human_request" else category
+            self._finish(handoff=Handoff(reason=reason, summary=f"{category}: « {user_text[:160]} »"))
+            yield script
+            return
+        if verdict is not None and category == "medical_advice":
+            # Decline in fixed words, then let the model carry on (offer a slot or a message).
+            turn.reply += verdict.response_fr + " "
+            yield verdict.response_fr
+            self.messages.append({"role": "assistant", "content": verdict.response_fr})
+            return
+
+        direct = await self._tools.on_user_turn(user_text)
+        if direct is not None:
+            async for piece in self._speak_result(direct):
+                turn.reply += piece
+                yield piece
+            return
+
+        try:
+            async for piece in self._run_llm(turn):
+                turn.reply += piece
+                yield piece
+        except LLMUnavailableError as exc:
+            logger.error("LLM unavailable, handing the call to a human: %s", exc)
+            turn.reply += FALLBACK_HANDOFF_FR
+            self._finish(handoff=Handoff(reason="bot_failure", summary=f"LLM unavailable: {exc}"[:200]))
+            yield FALLBACK_HANDOFF_FR
+
+    async def _run_llm(self, turn: AgentTurn) -> AsyncIterator[str]:
+        said_filler = False
+        for _round in range(self._max_tool_rounds + 1):
+            started = time.monotonic()
+            text = ""
+            calls: list[ToolCall] = []
+            async for item in self._llm.stream(self.messages, self._tools.schemas()):
+                if turn.llm_first_token_s is None:
+                    turn.llm_first_token_s = time.monotonic() - started
+                if isinstance(item, TextDelta):
+                    if calls:
+                        continue  # ignore chatter after a tool call
+                    text += item.text
+                    yield item.text
+                else:
+                    calls.append(item)
+            if not calls:
+                self.messages.append({"role": "assistant", "content": text.strip()})
+                return
+            calls = calls[:1]  # one action at a time: small models over-call
+            self.messages.append({"role": "assistant", "content": text.strip(),
+                                  "tool_calls": [c.as_message() for c in calls]})
+            if not said_filler and not text.strip() and calls[0].name in {"find_slots", "book",
+                                                                          "cancel_appointment"}:
+                said_filler = True
+                yield self._filler + " "
+            result = await self._execute(calls[0])
+            turn.tool_calls.append(calls[0])
+            self.messages.append({"role": "tool", "tool_call_id": calls[0].id, "name": calls[0].name,
+                                  "content": result.content})
+            if result.say is not None or result.end_call or result.handoff:
+                async for piece in self._speak_result(result):
+                    yield piece
+                return
+        yield "Pouvez-vous répéter, s'il vous plaît ?"
+
+    async def _speak_result(self, result: ToolResult) -> AsyncIterator[str]:
+        if result.say:
+            self.messages.append({"role": "assistant", "content": result.say})
+            yield result.say
+        if result.end_call or result.handoff:
+            self._finish(handoff=result.handoff)
+
+    async def _execute(self, call: ToolCall) -> ToolResult:
+        try:
+            return await self._tools.execute(call)
+        except Exception as exc:  # a tool bug must not leave the caller in silence
+            logger.exception("tool %s failed", call.name)
+            return ToolResult(content=f"error: {exc}", ok=False,
+                              say="Je n'arrive pas à faire cela pour le moment. "
+                                  "Je vous passe une secrétaire.",
+                              handoff=Handoff(reason="bot_failure", summary=f"tool {call.name} failed"))
+
+
+def transcript_lines(agent: CallAgent) -> Sequence[str]:
+    out = []
+    for t in agent.turns:
+        out.append(f"patient: {t.user}")
+        out.append(f"assistant: {t.reply.strip()}")
+    return out

@@ -1,0 +1,127 @@
+"""One call, end to end: the handler the AudioSocket server runs for every session.
+
+:class:`VoiceServices` holds what is loaded once per process (the LLM client,
+Whisper, the TTS engine, the booking service, the practice profile, the safety
+rules); :func:`build_call_handler` turns it into a ``CallHandler`` that builds a
+fresh agent and pipeline for each call, records the call in the agenda
+database, and reports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from voice.agent import CallAgent, Handoff
+from voice.llm import ChatLLM
+from voice.tools import PracticeTools
+
+__all__ = ["CallReport", "VoiceServices", "build_call_handler", "make_agent"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class VoiceServices:
+    llm: ChatLLM
+    whisper: Any  # voice.stt.WhisperEngine, loaded
+    tts_engine: Any  # voice.tts.TTSEngine, loaded
+    booking: Any  # records.BookingService
+    profile: Any  # knowledge.profile.PracticeProfile
+    safety: Any = None  # knowledge.safety.SafetyRules
+    today: Callable[[], date] = date.today
+
+
+@dataclass
+class CallReport:
+    call_id: str
+    started: float
+    ended: float
+    ended_by: str
+    handoff: Handoff | None
+    transcript: list[tuple[str, str]] = field(default_factory=list)
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    booked: list[str] = field(default_factory=list)
+    tool_calls: list[str] = field(default_factory=list)
+    recording: str | None = None
+
+
+def greeting_for(profile: Any) -> str:
+    return f"{profile.practice.name}, bonjour. Que puis-je faire pour vous ?"
+
+
+def make_agent(services: VoiceServices, *, call_id: str, caller_number: str | None = None
+               ) -> tuple[CallAgent, PracticeTools]:
+    from knowledge.prompts import build_system_prompt
+
+    tools = PracticeTools(booking=services.booking, profile=services.profile, call_id=call_id,
+                          today=services.today, caller_number=caller_number)
+    agent = CallAgent(llm=services.llm, tools=tools,
+                      system_prompt=build_system_prompt(services.profile, today=services.today()),
+                      greeting=greeting_for(services.profile), safety=services.safety)
+    return agent, tools
+
+
+def build_call_handler(services: VoiceServices, *,
+                       on_text: Callable[[str, str, str], None] | None = None,
+                       on_report: Callable[[CallReport], None] | None = None) -> Any:
+    """A ``telephony.server.CallHandler``: ``await handler(session)`` runs one call."""
+    from voice.pipeline import CallPipeline
+    from voice.stt import WhisperSTT
+    from voice.tts import make_tts_service
+
+    async def handle(session: Any) -> None:
+        call_id = str(session.call_id)
+        caller = getattr(session, "caller_number", None)
+        report = CallReport(call_id=call_id, started=time.time(), ended=0.0, ended_by="error",
+                            handoff=None, recording=str(getattr(session, "recording_path", "") or "")
+                            or None)
+
+        def text_cb(who: str, text: str) -> None:
+            if text:
+                report.transcript.append((who, text))
+                if on_text:
+                    on_text(call_id, who, text)
+
+        agent, tools = make_agent(services, call_id=call_id, caller_number=caller)
+        await _safe(services.booking.start_call(call_id=call_id, caller_number=caller))
+        pipeline = CallPipeline(session=session, agent=agent,
+                                stt=WhisperSTT(engine=services.whisper),
+                                tts=make_tts_service(services.tts_engine), on_text=text_cb)
+        outcome_label = "error"
+        try:
+            outcome = await pipeline.run()
+            report.ended_by = outcome.ended_by
+            report.handoff = outcome.handoff
+            outcome_label = ("handoff" if outcome.handoff else
+                             "booked" if tools.booked_ids() else
+                             "completed" if outcome.ended_by == "assistant" else "caller_hangup")
+        except Exception as exc:
+            logger.exception("call %s failed", call_id)
+            report.handoff = Handoff(reason="bot_failure", summary=str(exc)[:200])
+            await _safe(session.handoff(reason="bot_failure", summary=str(exc)[:200]))
+        finally:
+            report.ended = time.time()
+            report.turns = [t.as_dict() for t in pipeline.turns]
+            report.booked = tools.booked_ids()
+            report.tool_calls = [f"{c.name}({c.arguments})" for c in agent.tool_calls]
+            summary = "; ".join(f"{who}: {text}" for who, text in report.transcript)[-2000:]
+            await _safe(services.booking.end_call(
+                call_id=call_id, outcome=outcome_label,
+                handoff_reason=report.handoff.reason if report.handoff else None, summary=summary))
+            if on_report:
+                on_report(report)
+
+    return handle
+
+
+async def _safe(awaitable: Any) -> None:
+    """Bookkeeping must never take a call down."""
+    try:
+        await awaitable
+    except Exception:
+        logger.exception("bookkeeping failed")

@@ -1,0 +1,295 @@
+"""The per-call pipecat pipeline and its latency probe.
+
+    AudioSocket in → Whisper STT → user turn (Silero VAD + smart-turn v3)
+      → CallAgent (safety rules, LLM, tools) → TTS, sentence by sentence → AudioSocket out
+
+The agent sits where pipecat's LLM service usually sits: it receives the
+aggregated user turn and streams text frames, so pipecat's sentence aggregation,
+TTS and interruption handling work unchanged, while the tool loop and the safety
+rules stay deterministic and ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from voice.agent import CallAgent, Handoff
+
+try:
+    from pipecat.audio.vad.silero import SileroVADAnalyzer
+    from pipecat.audio.vad.vad_analyzer import VADParams
+    from pipecat.frames.frames import (
+        BotStartedSpeakingFrame,
+        BotStoppedSpeakingFrame,
+        CancelFrame,
+        EndFrame,
+        Frame,
+        InputDTMFFrame,
+        InterruptionFrame,
+        LLMContextFrame,
+        LLMFullResponseEndFrame,
+        LLMFullResponseStartFrame,
+        LLMTextFrame,
+        StartFrame,
+        TranscriptionFrame,
+        TTSAudioRawFrame,
+        VADUserStartedSpeakingFrame,
+        VADUserStoppedSpeakingFrame,
+    )
+    from pipecat.observers.base_observer import BaseObserver, FramePushed
+    from pipecat.pipeline.pipeline import Pipeline
+    from pipecat.pipeline.runner import PipelineRunner
+    from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+    from pipecat.processors.aggregators.llm_context import LLMContext
+    from pipecat.processors.aggregators.llm_response_universal import (
+        LLMUserAggregator,
+        LLMUserAggregatorParams,
+    )
+    from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+except ModuleNotFoundError as e:  # pragma: no cover - install hint
+    raise ImportError(f"voice.pipeline needs pipecat: pip install -e '.[voice]' ({e})") from e
+
+__all__ = ["CallPipeline", "TurnTiming"]
+
+logger = logging.getLogger(__name__)
+
+VAD_STOP_SECS = 0.3
+
+
+@dataclass
+class TurnTiming:
+    """Monotonic timestamps of one patient turn, and the latencies derived from them."""
+
+    speech_end: float | None = None  # VAD stop minus the VAD's own hangover
+    transcript: float | None = None
+    llm_first_text: float | None = None
+    tts_first_audio: float | None = None
+    bot_started: float | None = None
+    text: str = ""
+
+    def _d(self, a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else b - a
+
+    @property
+    def stt_s(self) -> float | None:
+        return self._d(self.speech_end, self.transcript)
+
+    @property
+    def llm_s(self) -> float | None:
+        return self._d(self.transcript, self.llm_first_text)
+
+    @property
+    def tts_s(self) -> float | None:
+        return self._d(self.llm_first_text, self.tts_first_audio)
+
+    @property
+    def voice_to_voice_s(self) -> float | None:
+        return self._d(self.speech_end, self.bot_started)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "stt_s": self.stt_s, "llm_first_token_s": self.llm_s,
+                "tts_first_audio_s": self.tts_s, "voice_to_voice_s": self.voice_to_voice_s}
+
+
+class _LatencyObserver(BaseObserver):
+    def __init__(self, *, turns: list[TurnTiming], on_bot_stopped: Callable[[], None]) -> None:
+        super().__init__()
+        self._turns = turns
+        self._on_bot_stopped = on_bot_stopped
+        self._seen: set[int] = set()
+        self._pending_end: float | None = None
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        frame = data.frame
+        if frame.id in self._seen:
+            return
+        self._seen.add(frame.id)
+        now = time.monotonic()
+        if isinstance(frame, VADUserStartedSpeakingFrame):
+            self._pending_end = None
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._pending_end = now - VAD_STOP_SECS
+        elif isinstance(frame, TranscriptionFrame):
+            turn = TurnTiming(speech_end=self._pending_end, transcript=now, text=frame.text)
+            self._turns.append(turn)
+        elif self._turns:
+            turn = self._turns[-1]
+            if isinstance(frame, LLMTextFrame) and turn.llm_first_text is None:
+                turn.llm_first_text = now
+            elif isinstance(frame, TTSAudioRawFrame) and turn.tts_first_audio is None and turn.llm_first_text:
+                turn.tts_first_audio = now
+            elif isinstance(frame, BotStartedSpeakingFrame) and turn.bot_started is None and turn.llm_first_text:
+                turn.bot_started = now
+        if isinstance(frame, BotStoppedSpeakingFrame):
+            self._on_bot_stopped()
+
+
+class _AgentProcessor(FrameProcessor):
+    """Runs the :class:`CallAgent` on each completed user turn and streams its words."""
+
+    def __init__(self, *, agent: CallAgent, on_agent_done: Callable[[], Awaitable[None]],
+                 on_text: Callable[[str, str], None] | None = None) -> None:
+        super().__init__()
+        self._agent = agent
+        self._on_agent_done = on_agent_done
+        self._on_text = on_text or (lambda _who, _text: None)
+        self._task: asyncio.Task[None] | None = None
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, StartFrame):
+            await self.push_frame(frame, direction)
+            greeting = self._agent.greeting()
+            self._on_text("assistant", greeting)
+            await self._speak([greeting])
+        elif isinstance(frame, LLMContextFrame) and direction == FrameDirection.DOWNSTREAM:
+            if getattr(frame, "speculation", False):
+                return
+            text = _last_user_text(frame.context)
+            if text:
+                await self._cancel()
+                self._task = self.create_task(self._respond(text))
+        elif isinstance(frame, InputDTMFFrame):
+            await self._on_dtmf(str(frame.button.value))
+        elif isinstance(frame, InterruptionFrame):
+            await self._cancel()
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, (EndFrame, CancelFrame)):
+            await self._cancel()
+            await self.push_frame(frame, direction)
+        else:
+            await self.push_frame(frame, direction)
+
+    async def _cancel(self) -> None:
+        if self._task is not None and not self._task.done():
+            await self.cancel_task(self._task)
+        self._task = None
+
+    async def _speak(self, pieces: list[str]) -> None:
+        await self.push_frame(LLMFullResponseStartFrame())
+        for p in pieces:
+            await self.push_frame(LLMTextFrame(p))
+        await self.push_frame(LLMFullResponseEndFrame())
+
+    async def _respond(self, text: str) -> None:
+        self._on_text("patient", text)
+        await self.push_frame(LLMFullResponseStartFrame())
+        said = ""
+        async for piece in self._agent.respond(text):
+            said += piece
+            await self.push_frame(LLMTextFrame(piece))
+        await self.push_frame(LLMFullResponseEndFrame())
+        self._on_text("assistant", said.strip())
+        if self._agent.ended:
+            await self._on_agent_done()
+
+    async def _on_dtmf(self, digit: str) -> None:
+        if digit == "0" and not self._agent.ended:
+            say = "Je vous passe une secrétaire, ne quittez pas."
+            self._agent.ended = True
+            self._agent.handoff = Handoff(reason="caller_request", summary="touche 0 (secrétariat)")
+            self._on_text("assistant", say)
+            await self._cancel()
+            await self._speak([say])
+            await self._on_agent_done()
+
+
+def _last_user_text(context: LLMContext) -> str:
+    for msg in reversed(context.get_messages()):
+        if isinstance(msg, dict) and msg.get("role") == "user":
+            content = msg.get("content")
+            if isinstance(content, str):
+                return content.strip()
+            if isinstance(content, list):
+                return " ".join(p.get("text", "") for p in content if isinstance(p, dict)).strip()
+    return ""
+
+
+@dataclass
+class CallOutcome:
+    ended_by: str  # "assistant" | "caller" | "error"
+    handoff: Handoff | None
+    turns: list[TurnTiming] = field(default_factory=list)
+
+
+class CallPipeline:
+    """One call: builds the pipeline around ``session`` and runs it until the call ends."""
+
+    def __init__(self, *, session: Any, agent: CallAgent, stt: Any, tts: Any,
+                 on_text: Callable[[str, str], None] | None = None,
+                 max_call_s: float = 900.0) -> None:
+        self._session = session
+        self._agent = agent
+        self._stt = stt
+        self._tts = tts
+        self._on_text = on_text
+        self._max_call_s = max_call_s
+        self.turns: list[TurnTiming] = []
+        self._ended_by = "caller"
+        self._worker: PipelineWorker | None = None
+        self._agent_done = asyncio.Event()
+        self._bot_stopped = asyncio.Event()
+
+    async def run(self) -> CallOutcome:
+        from voice.transport import AudioSocketTransport
+
+        transport = AudioSocketTransport(session=self._session, on_hangup=self._caller_hung_up)
+        context = LLMContext()
+        user = LLMUserAggregator(context, params=LLMUserAggregatorParams(
+            vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=VAD_STOP_SECS)),
+            user_turn_stop_timeout=3.0))
+        agent_proc = _AgentProcessor(agent=self._agent, on_agent_done=self._agent_finished,
+                                     on_text=self._on_text)
+        pipeline = Pipeline([transport.input(), self._stt, user, agent_proc, self._tts,
+                             transport.output()])
+        rate = int(self._session.sample_rate)
+        observer = _LatencyObserver(turns=self.turns, on_bot_stopped=self._bot_stopped.set)
+        self._worker = PipelineWorker(
+            pipeline, params=PipelineParams(audio_in_sample_rate=rate, audio_out_sample_rate=rate),
+            observers=[observer], idle_timeout_secs=None, enable_rtvi=False,
+            check_dangling_tasks=False)
+        runner = PipelineRunner(handle_sigint=False)
+        watchdog = asyncio.create_task(self._watch())
+        try:
+            await runner.run(self._worker)
+        finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+        return CallOutcome(ended_by=self._ended_by, handoff=self._agent.handoff, turns=self.turns)
+
+    async def _caller_hung_up(self, reason: str) -> None:
+        logger.info("call %s: caller left (%s)", self._session.call_id, reason)
+        self._ended_by = "caller"
+        if self._worker is not None:
+            await self._worker.cancel(reason=f"caller hung up: {reason}")
+
+    async def _agent_finished(self) -> None:
+        self._bot_stopped.clear()
+        self._agent_done.set()
+
+    async def _watch(self) -> None:
+        """End the call once the agent has finished and its last words were played."""
+        try:
+            await asyncio.wait_for(self._agent_done.wait(), timeout=self._max_call_s)
+        except TimeoutError:
+            logger.warning("call %s: maximum call length reached", self._session.call_id)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._bot_stopped.wait(), timeout=30.0)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._session.wait_played(), timeout=10.0)
+            self._ended_by = "assistant"
+        handoff = self._agent.handoff
+        if handoff is not None:
+            await self._session.handoff(reason=handoff.reason, summary=handoff.summary)
+        else:
+            await self._session.hangup()
+        if self._worker is not None:
+            await self._worker.cancel(reason="call ended")

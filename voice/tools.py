@@ -1,0 +1,288 @@
+"""The tools the LLM may call during a call, and the rules they enforce.
+
+The model only *proposes*: every tool validates its arguments against the agenda
+and the call's state, and phrases its result in French itself. A booking needs a
+slot the assistant actually offered, a name and a date of birth, and the
+patient's explicit agreement to that slot (a "oui" after the offer, or after the
+recap the tool asks for); otherwise nothing is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from voice.agent import Handoff, ToolResult
+from voice.llm import ToolCall
+from voice.understanding import (
+    booking_intent,
+    extract_identity,
+    extract_practitioner,
+    fold,
+    is_agreement,
+    is_goodbye,
+    is_refusal,
+    resolve_day,
+    split_name,
+    time_in,
+)
+
+__all__ = ["PracticeTools"]
+
+logger = logging.getLogger(__name__)
+
+@dataclass
+class _State:
+    offered: list[Any] = field(default_factory=list)  # records.Slot
+    proposed: Any = None
+    accepted: bool = False
+    pending_booking: dict[str, Any] | None = None
+    identity: tuple[str, date] | None = None
+    booked: list[str] = field(default_factory=list)
+    rule_turns: int = 0  # turns answered by the rules, without the LLM
+
+
+def _schema(name: str, description: str, props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name, "description": description, "parameters": {
+        "type": "object", "properties": props, "required": required or []}}}
+
+
+class PracticeTools:
+    """Tools bound to one call: the agenda (``records``) and the practice profile (``knowledge``)."""
+
+    def __init__(self, *, booking: Any, profile: Any, call_id: str,
+                 today: Callable[[], date] = date.today, caller_number: str | None = None) -> None:
+        self._booking = booking
+        self._profile = profile
+        self._call_id = call_id
+        self._today = today
+        self._caller_number = caller_number
+        self.state = _State()
+
+    # -- schema -------------------------------------------------------------------------------
+    def schemas(self) -> list[dict[str, Any]]:
+        from knowledge.practice_info import TOPICS
+
+        return [
+            _schema("find_slots", "Cherche les créneaux libres dans l'agenda.", {
+                "practitioner": {"type": "string", "description": "Nom du médecin demandé, sinon vide"},
+                "day": {"type": "string", "description": "Jour demandé, mots du patient (jeudi, le 14, semaine prochaine)"},
+                "day_part": {"type": "string", "enum": ["matin", "après-midi", "soir"]},
+                "reason": {"type": "string", "description": "Motif court (dermatologie, laser, enfant…)"},
+            }),
+            _schema("book", "Réserve le créneau proposé, une fois le nom et la date de naissance connus.", {
+                "name": {"type": "string", "description": "Prénom et nom du patient"},
+                "birth_date": {"type": "string", "description": "Date de naissance, mots du patient"},
+                "time": {"type": "string", "description": "Heure choisie si différente du créneau proposé"},
+            }, ["name", "birth_date"]),
+            _schema("practice_info", "Informations sur le cabinet : horaires, adresse, tarifs, etc.", {
+                "topic": {"type": "string", "enum": list(TOPICS)},
+            }, ["topic"]),
+            _schema("leave_message", "Laisse un message au secrétariat (ordonnance, résultats, rappel).", {
+                "kind": {"type": "string", "enum": ["ordonnance", "resultats", "rappel", "question"]},
+                "message": {"type": "string"},
+                "name": {"type": "string"},
+            }, ["kind", "message"]),
+            _schema("transfer_to_human", "Passe l'appel à une secrétaire.", {
+                "reason": {"type": "string"}}),
+            _schema("end_call", "Termine l'appel après avoir dit au revoir.", {}),
+        ]
+
+    # -- deterministic turn handling ----------------------------------------------------------
+    async def on_user_turn(self, text: str) -> ToolResult | None:
+        """The booking core, by rules: fast, exact, and the same on every call.
+
+        Handles a confirmation of a pending booking, the yes/no to an offered slot,
+        the name and date of birth once a slot is on the table, a plain booking
+        request naming a practitioner or a day, and goodbyes. Anything else (and
+        anything these rules are unsure of) goes to the LLM.
+        """
+        st = self.state
+        st.rule_turns += 1
+        agreed = is_agreement(text)
+        identity = extract_identity(text)
+        if identity is not None:
+            st.identity = identity
+        if st.pending_booking is not None:
+            pending, st.pending_booking = st.pending_booking, None
+            if agreed:
+                st.accepted = True
+                return await self._book(**pending)
+            if is_refusal(text):
+                return ToolResult(content="booking not confirmed", say="D'accord, je n'enregistre "
+                                  "rien. Voulez-vous un autre créneau ?")
+        if st.proposed is not None:
+            if identity is not None:
+                name, dob = identity
+                return await self._book(name=name, birth_date=dob.isoformat())
+            if agreed and not st.accepted:
+                st.accepted = True
+                if st.identity is not None:
+                    return await self._book(name=st.identity[0], birth_date=st.identity[1].isoformat())
+                return ToolResult(content="slot accepted; identity needed",
+                                  say="Très bien. Pouvez-vous me donner votre prénom, votre nom et "
+                                      "votre date de naissance ?")
+        if is_goodbye(text) and st.pending_booking is None:
+            return ToolResult(content="call ended", say="Merci de votre appel. Au revoir, bonne journée !",
+                              end_call=True)
+        if st.proposed is None and booking_intent(text):
+            names = [p.last_name for p in getattr(self._profile, "practitioners", [])]
+            practitioner = extract_practitioner(text, names)
+            return await self._find_slots(practitioner=practitioner, day=text, reason=text)
+        st.rule_turns -= 1
+        return None
+
+    # -- execution ----------------------------------------------------------------------------
+    async def execute(self, call: ToolCall) -> ToolResult:
+        args = {k: v for k, v in call.arguments.items() if v not in (None, "")}
+        if call.name == "find_slots":
+            return await self._find_slots(**{k: str(v) for k, v in args.items()
+                                             if k in {"practitioner", "day", "day_part", "reason"}})
+        if call.name == "book":
+            return await self._book(**{k: str(v) for k, v in args.items()
+                                       if k in {"name", "birth_date", "time", "phone"}})
+        if call.name == "practice_info":
+            return self._practice_info(str(args.get("topic", "")))
+        if call.name == "leave_message":
+            return await self._leave_message(**{k: str(v) for k, v in args.items()
+                                                if k in {"kind", "message", "name"}})
+        if call.name == "transfer_to_human":
+            reason = str(args.get("reason", "demande du patient"))
+            return ToolResult(content="transferring", handoff=Handoff("caller_request", reason),
+                              say="Je vous passe une secrétaire, ne quittez pas.")
+        if call.name == "end_call":
+            return ToolResult(content="call ended", say="Merci de votre appel. Au revoir !",
+                              end_call=True)
+        return ToolResult(content=f"unknown tool {call.name}", ok=False)
+
+    def _say_slot(self, slot: Any) -> str:
+        from knowledge.phrasing import say_slot
+
+        return str(say_slot(slot.start, slot.practitioner_name))
+
+    async def _find_slots(self, practitioner: str | None = None, day: str | None = None,
+                          day_part: str | None = None, reason: str | None = None) -> ToolResult:
+        today = self._today()
+        date_from, date_to, part = resolve_day(day, today)
+        dp = fold(day_part or "")
+        if "apres" in dp:
+            part = "afternoon"
+        elif "matin" in dp:
+            part = "morning"
+        elif "soir" in dp:
+            part = "evening"
+        kwargs: dict[str, Any] = {"practitioner": practitioner or None, "date_from": date_from,
+                                  "date_to": date_to, "limit": 3}
+        if part in {"morning", "afternoon"}:
+            kwargs["day_part"] = part
+        appt_type = self._appointment_type(practitioner, reason)
+        if appt_type:
+            kwargs["appointment_type"] = appt_type
+        try:
+            slots = await self._booking.find_free_slots(**kwargs)
+        except (ValueError, LookupError) as exc:
+            return ToolResult(content=f"error: {exc}", ok=False,
+                              say="Je ne trouve pas ce médecin au cabinet. Vous pouvez voir le docteur "
+                                  "Morel en médecine générale ou le docteur Haddad en dermatologie.")
+        if part == "evening":
+            slots = [s for s in slots if s.start.hour >= 17] or slots
+        if not slots and date_from == date_to:
+            kwargs["date_from"], kwargs["date_to"] = date_from, date_from + timedelta(days=14)
+            slots = await self._booking.find_free_slots(**kwargs)
+        st = self.state
+        st.offered, st.accepted, st.pending_booking = list(slots), False, None
+        if not slots:
+            st.proposed = None
+            return ToolResult(content="no free slot", say="Je n'ai pas de créneau libre sur cette "
+                              "période. Voulez-vous une autre date ?")
+        st.proposed = slots[0]
+        others = ", ".join(f"{s.start:%H:%M}" for s in slots[1:])
+        content = f"proposé: {slots[0].start.isoformat()} {slots[0].practitioner_name}; autres: {others}"
+        return ToolResult(content=content,
+                          say=f"Je peux vous proposer {self._say_slot(slots[0])}. Cela vous convient-il ?")
+
+    def _appointment_type(self, practitioner: str | None, reason: str | None) -> str | None:
+        text = fold(f"{practitioner or ''} {reason or ''}")
+        if "laser" in text:
+            return "laser"
+        if "enfant" in text or "fils" in text or "fille" in text or "bebe" in text:
+            return "consultation_enfant"
+        if "haddad" in text or "adad" in text or "dermato" in text or "peau" in text:
+            return "dermato_premiere" if "suivi" not in text else "dermato_suivi"
+        return None
+
+    async def _book(self, name: str = "", birth_date: str = "", time: str | None = None,
+                    phone: str | None = None) -> ToolResult:
+        from records.spoken_dates import parse_spoken_date
+
+        from records import PatientDetails
+
+        st = self.state
+        if time and st.offered:
+            hm = time_in(time)
+            chosen = next((s for s in st.offered if hm and (s.start.hour, s.start.minute) == hm), None)
+            if chosen is not None and chosen is not st.proposed:
+                st.proposed, st.accepted = chosen, False
+        if st.proposed is None:
+            return ToolResult(content="error: no slot offered yet; call find_slots first", ok=False)
+        first, last = split_name(name)
+        dob = parse_spoken_date(birth_date) if birth_date else None
+        if not last or dob is None:
+            return ToolResult(content="error: need the patient's full name and date of birth", ok=False,
+                              say="Pour réserver, pouvez-vous me donner votre nom, votre prénom et "
+                                  "votre date de naissance ?")
+        slot = st.proposed
+        if not st.accepted:
+            st.pending_booking = {"name": name, "birth_date": birth_date, "phone": phone}
+            return ToolResult(content="awaiting the patient's confirmation",
+                              say=f"Je récapitule : {self._say_slot(slot)}, au nom de {first} {last}. "
+                                  "Je confirme ce rendez-vous ?")
+        patient = PatientDetails(first_name=first, last_name=last, birth_date=dob,
+                                 phone=phone or self._caller_number)
+        outcome = await self._booking.book(practitioner_id=slot.practitioner_id,
+                                           appointment_type=slot.appointment_type, start=slot.start,
+                                           patient=patient, actor=f"assistant:{self._call_id}",
+                                           call_id=self._call_id)
+        if outcome.status == "booked":
+            st.booked.append(str(outcome.appointment_id))
+            st.proposed, st.offered, st.accepted = None, [], False
+            return ToolResult(content=f"booked appointment {outcome.appointment_id}",
+                              say=f"C'est noté, {first} {last} : rendez-vous {self._say_slot(slot)}. "
+                                  "Puis-je faire autre chose pour vous ?")
+        if outcome.status == "slot_taken":
+            st.proposed, st.accepted = None, False
+            rest = [s for s in st.offered if s is not slot]
+            if rest:
+                st.proposed = rest[0]
+                return ToolResult(content="slot taken; proposed another",
+                                  say="Ce créneau vient d'être pris. Je peux vous proposer "
+                                      f"{self._say_slot(rest[0])}. Cela vous convient-il ?")
+            return ToolResult(content="slot taken", say="Ce créneau vient d'être pris. "
+                              "Voulez-vous que je cherche un autre jour ?")
+        return ToolResult(content=f"invalid: {outcome.message}", ok=False,
+                          say="Je ne peux pas réserver ce créneau. Voulez-vous une autre date ?")
+
+    def _practice_info(self, topic: str) -> ToolResult:
+        from knowledge.practice_info import answer_practice_question
+
+        answer = answer_practice_question(self._profile, topic)
+        return ToolResult(content=answer, say=answer + " Puis-je vous aider pour autre chose ?")
+
+    async def _leave_message(self, kind: str = "question", message: str = "",
+                             name: str | None = None) -> ToolResult:
+        await self._booking.leave_message(kind=kind, content=message, caller_name=name,
+                                          phone=self._caller_number, call_id=self._call_id,
+                                          actor=f"assistant:{self._call_id}")
+        return ToolResult(content="message saved",
+                          say="C'est noté, je transmets votre message au secrétariat, qui vous "
+                              "rappellera. Puis-je faire autre chose pour vous ?")
+
+    def booked_ids(self) -> list[str]:
+        return list(self.state.booked)
+
+
+def now_local() -> datetime:  # pragma: no cover - convenience for callers
+    return datetime.now().astimezone()

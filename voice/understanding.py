@@ -1,0 +1,199 @@
+"""Deterministic understanding of what a patient said, on speech-recognition output.
+
+Small, rule-based readers for the transactional core of a call: is this a yes, a
+no, a goodbye, a booking request; which practitioner, which day, which name and
+date of birth. They tolerate what Whisper makes of phone audio (no accents,
+digits for numbers, misheard names) and never guess: each returns None / False
+when unsure, and the LLM takes the turn instead.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from datetime import date, timedelta
+
+__all__ = [
+    "booking_intent",
+    "extract_identity",
+    "extract_practitioner",
+    "fold",
+    "is_agreement",
+    "is_goodbye",
+    "is_refusal",
+    "resolve_day",
+    "split_name",
+    "time_in",
+]
+
+
+def fold(text: str) -> str:
+    """Lower case, no accents, apostrophes as spaces: "J'ai réservé" -> "j ai reserve"."""
+    text = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in text if not unicodedata.combining(c)).replace("'", " ").replace("’", " ")
+
+
+_YES = re.compile(r"\b(oui|ouais|d accord|parfait|ca me va|ca m arrange|tres bien|ok|okay|c est bon|"
+                  r"volontiers|entendu|exactement|c est ca|tout a fait|impeccable|ca marche|je confirme|"
+                  r"yes|sure|fine)\b")
+_NO = re.compile(r"\b(non|pas possible|ne m arrange pas|ca ne va pas|ne me convient pas|plutot|autre)\b")
+_BYE = re.compile(r"\b(au revoir|bonne journee|bonne soiree|a bientot|bye|goodbye)\b")
+_BOOK = re.compile(r"\b(rendez vous|rendez-vous|rdv|me recevoir|recevoir|voir le docteur|voir le dr|"
+                   r"consultation|de la place|disponib|creneau|prendre un|consulter)\b")
+_NOT_BOOK = re.compile(r"\b(annuler|annulation|decaler|deplacer|reporter|changer mon)\b")
+
+
+def is_agreement(text: str) -> bool:
+    t = fold(text)
+    return bool(_YES.search(t)) and not _NO.search(t)
+
+
+def is_refusal(text: str) -> bool:
+    return bool(_NO.search(fold(text)))
+
+
+def is_goodbye(text: str) -> bool:
+    return bool(_BYE.search(fold(text)))
+
+
+def booking_intent(text: str) -> bool:
+    t = fold(text)
+    return bool(_BOOK.search(t)) and not _NOT_BOOK.search(t)
+
+
+def extract_practitioner(text: str, last_names: Iterable[str]) -> str | None:
+    """The practitioner named in ``text``: a known last name, or the word after "docteur"."""
+    t = fold(text)
+    for name in last_names:
+        if re.search(rf"\b{re.escape(fold(name))}\b", t):
+            return name
+    m = re.search(r"\b(?:docteur|docteure|dr|doctor)\.?\s+([a-z][a-z-]+)", t)
+    if m and m[1] not in {"de", "du", "le", "la", "pour", "qui", "est", "a", "peut", "pourrait"}:
+        return m[1]
+    return None
+
+
+_NAME_INTRO = re.compile(
+    r"(?:je suis|je m appelle|c est|moi c est|au nom de|nom de|de la part de|ici)\s+"
+    r"(?:monsieur |madame |mademoiselle |m |mme )?"
+    r"([A-Za-zÀ-ÿ][\w\-À-ÿ]+(?:\s+[A-Za-zÀ-ÿ][\w\-À-ÿ]+){0,2})", re.I)
+_STOP = {"ne", "nee", "né", "née", "et", "je", "le", "la", "de", "du", "mon", "ma", "pour", "oui", "bien"}
+
+
+def extract_identity(text: str) -> tuple[str, date] | None:
+    """("Paul Girard", 1978-06-04) from "Je suis Paul Girard, né le 4 juin 1978", or None."""
+    from records.spoken_dates import parse_spoken_date
+
+    dob = parse_spoken_date(text)
+    if dob is None:
+        return None
+    m = _NAME_INTRO.search(text.replace(",", " , "))
+    if not m:
+        return None
+    words = []
+    for w in m[1].split():
+        if fold(w) in _STOP:
+            break
+        words.append(w)
+    if len(words) < 2:
+        return None
+    return " ".join(words), dob
+
+
+_WEEKDAYS = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
+_MONTHS = ["janvier", "fevrier", "mars", "avril", "mai", "juin", "juillet", "aout", "septembre",
+           "octobre", "novembre", "decembre"]
+
+
+def resolve_day(expr: str | None, today: date) -> tuple[date, date, str | None]:
+    """Turn a spoken day ("jeudi", "demain", "le 14", "3 décembre", "semaine prochaine",
+    ISO) into a date range, plus a day part if one was said with it."""
+    t = fold(expr or "")
+    part = None
+    if "apres" in t and "midi" in t:
+        part = "afternoon"
+    elif "matin" in t:
+        part = "morning"
+    elif "soir" in t or "fin de journee" in t:
+        part = "evening"
+    default = (today + timedelta(days=1), today + timedelta(days=21), part)
+    if not t.strip():
+        return default
+    m = re.search(r"(\d{4})-(\d{2})-(\d{2})", t)
+    if m:
+        try:
+            d = date(int(m[1]), int(m[2]), int(m[3]))
+            return d, d, part
+        except ValueError:
+            return default
+    if "apres-demain" in t or "apres demain" in t:
+        d = today + timedelta(days=2)
+        return d, d, part
+    if "demain" in t:
+        d = today + timedelta(days=1)
+        return d, d, part
+    if "aujourd" in t:
+        return today, today, part
+    if "semaine prochaine" in t or "la semaine pro" in t:
+        start = today + timedelta(days=7 - today.weekday())
+        return start, start + timedelta(days=6), part
+    if "cette semaine" in t:
+        return today, today + timedelta(days=6 - today.weekday()), part
+    for i, name in enumerate(_MONTHS):
+        m = re.search(rf"\b(\d{{1,2}})(?:er)?\s+{name}", t)
+        if m:
+            day = int(m[1])
+            for year in (today.year, today.year + 1):
+                try:
+                    d = date(year, i + 1, day)
+                except ValueError:
+                    return default
+                if d >= today:
+                    return d, d, part
+    m = re.search(r"\b(\d{1,2})\s*/\s*(\d{1,2})\b", t)
+    if m:
+        for year in (today.year, today.year + 1):
+            try:
+                d = date(year, int(m[2]), int(m[1]))
+            except ValueError:
+                return default
+            if d >= today:
+                return d, d, part
+    for i, name in enumerate(_WEEKDAYS):
+        if re.search(rf"\b{name}\b", t):
+            ahead = (i - today.weekday()) % 7 or 7
+            d = today + timedelta(days=ahead)
+            return d, d, part
+    m = re.search(r"\b(?:le\s+)?(\d{1,2})(?:er)?\b", t)
+    if m and 1 <= int(m[1]) <= 31:
+        day = int(m[1])
+        for k in range(3):
+            month = (today.month - 1 + k) % 12 + 1
+            year = today.year + (today.month - 1 + k) // 12
+            try:
+                d = date(year, month, day)
+            except ValueError:
+                continue
+            if d >= today:
+                return d, d, part
+    return default
+
+
+def time_in(expr: str) -> tuple[int, int] | None:
+    """(15, 0) from "15h", "quinze heures" is not handled (Whisper writes digits)."""
+    m = re.search(r"\b(\d{1,2})\s*(?:h|heures?|:)\s*(\d{2})?", fold(expr))
+    if not m:
+        return None
+    return int(m[1]), int(m[2] or 0)
+
+
+def split_name(full: str) -> tuple[str, str]:
+    words = [w for w in re.split(r"\s+", full.strip()) if w and w.lower() not in {"je", "suis", "m", "appelle", "madame", "monsieur", "mme", "m."}]
+    if not words:
+        return "", ""
+    if len(words) == 1:
+        return "", words[0].title()
+    return " ".join(words[:-1]).title(), words[-1].title()
+
+
