@@ -18,7 +18,7 @@ from pathlib import Path
 
 from twin import models
 from twin.settings import Settings
-from voice.call import VoiceServices
+from voice.call import VoiceServices, make_agent
 
 __all__ = ["voice_runtime"]
 
@@ -94,8 +94,14 @@ async def voice_runtime(settings: Settings, *, seed_demo: bool = True,
             safety = SafetyRules.load()
         except ModuleNotFoundError:  # pragma: no cover - knowledge always ships it
             logger.warning("safety rules unavailable")
-        yield VoiceServices(llm=llm, whisper=whisper, tts_engine=tts, booking=booking, profile=profile,
-                            safety=safety)
+        services = VoiceServices(llm=llm, whisper=whisper, tts_engine=tts, booking=booking,
+                                 profile=profile, safety=safety)
+        t = time.monotonic()
+        agent, _tools = make_agent(services, call_id="warm-up")
+        agent.greeting()
+        await agent.warm()
+        note(f"LLM prompt cache warmed in {time.monotonic() - t:.1f} s")
+        yield services
     finally:
         if llm is not None:
             await llm.aclose()

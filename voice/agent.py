@@ -108,6 +108,13 @@ class CallAgent:
         self.messages.append({"role": "assistant", "content": self._greeting})
         return self._greeting
 
+    async def warm(self) -> None:
+        """Have the LLM evaluate the stable prefix (system prompt, tools, greeting) now,
+        while the greeting plays, instead of on the patient's first turn."""
+        warm = getattr(self._llm, "warm", None)
+        if warm is not None:
+            await warm(self.messages, self._tools.schemas())
+
     @property
     def tool_calls(self) -> list[ToolCall]:
         return [c for t in self.turns for c in t.tool_calls]

@@ -167,6 +167,22 @@ class OpenAICompatibleLLM:
             await self._client.close()
             self._client = None
 
+    async def warm(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]) -> None:
+        """Evaluate a prompt prefix once (one output token) so the server caches it.
+
+        llama.cpp keeps the last prompt's KV cache and Ollama keeps the model
+        loaded: the first real turn then only pays for the patient's words.
+        """
+        client = self._get_client()
+        kwargs: dict[str, Any] = {"model": self.model, "messages": list(messages), "max_tokens": 1,
+                                  "temperature": 0.0}
+        if tools:
+            kwargs["tools"] = list(tools)
+        try:
+            await client.chat.completions.create(**kwargs)
+        except Exception as exc:  # warming is best effort; the real turn reports errors
+            logger.warning("LLM warm-up failed: %s", exc)
+
     async def stream(self, messages: Sequence[dict[str, Any]],
                      tools: Sequence[dict[str, Any]]) -> AsyncIterator[TextDelta | ToolCall]:
         import openai

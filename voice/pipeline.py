@@ -148,6 +148,7 @@ class _AgentProcessor(FrameProcessor):
             greeting = self._agent.greeting()
             self._on_text("assistant", greeting)
             await self._speak([greeting])
+            self._task = self.create_task(self._agent.warm())
         elif isinstance(frame, LLMContextFrame) and direction == FrameDirection.DOWNSTREAM:
             if getattr(frame, "speculation", False):
                 return

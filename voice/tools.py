@@ -216,9 +216,8 @@ class PracticeTools:
 
     async def _book(self, name: str = "", birth_date: str = "", time: str | None = None,
                     phone: str | None = None) -> ToolResult:
-        from records.spoken_dates import parse_spoken_date
-
         from records import PatientDetails
+        from records.spoken_dates import parse_spoken_date
 
         st = self.state
         if time and st.offered:
