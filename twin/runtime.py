@@ -38,7 +38,7 @@ def _initial_prompt(profile: object) -> str:
 
 
 @contextlib.asynccontextmanager
-async def voice_runtime(settings: Settings, *, seed_demo: bool = True,
+async def voice_runtime(settings: Settings, *, seed_demo: bool = True, audio: bool = True,
                         say: Callable[[str], None] | None = None) -> AsyncIterator[VoiceServices]:
     from knowledge.profile import load_profile
     from records import BookingService, Database
@@ -53,7 +53,7 @@ async def voice_runtime(settings: Settings, *, seed_demo: bool = True,
     profile = load_profile(settings.profile_path)
 
     # Fail fast, before anything starts, if a model is missing.
-    stt_dir = _stt_dir(settings)
+    stt_dir = _stt_dir(settings) if audio else None
     llm_model_dir = None if settings.llm.base_url else models.require(settings.llm.model)
 
     server = None
@@ -74,13 +74,16 @@ async def voice_runtime(settings: Settings, *, seed_demo: bool = True,
         llm = OpenAICompatibleLLM(base_url=base_url, model=model_name, api_key=settings.llm.api_key,
                                   temperature=settings.llm.temperature,
                                   max_tokens=settings.llm.max_tokens, timeout_s=settings.llm.timeout_s)
-        whisper = WhisperEngine(model_dir=stt_dir, language=settings.stt.language,
-                                beam_size=settings.stt.beam_size, initial_prompt=_initial_prompt(profile))
-        if settings.tts.engine == "piper":
-            tts: ESpeakTTS | PiperTTS = PiperTTS(model_path=Path(str(settings.tts.piper_model)))
-        else:
-            tts = ESpeakTTS(language=settings.tts.language, rate_wpm=settings.tts.rate_wpm)
-        await asyncio.gather(asyncio.to_thread(whisper.load), asyncio.to_thread(tts.load))
+        whisper = tts = None
+        if stt_dir is not None:
+            whisper = WhisperEngine(model_dir=stt_dir, language=settings.stt.language,
+                                    beam_size=settings.stt.beam_size,
+                                    initial_prompt=_initial_prompt(profile))
+            if settings.tts.engine == "piper":
+                tts = PiperTTS(model_path=Path(str(settings.tts.piper_model)))
+            else:
+                tts = ESpeakTTS(language=settings.tts.language, rate_wpm=settings.tts.rate_wpm)
+            await asyncio.gather(asyncio.to_thread(whisper.load), asyncio.to_thread(tts.load))
         await db.create_schema()
         if seed_demo:
             from records.seed import seed_demo
