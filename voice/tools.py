@@ -61,6 +61,12 @@ class PracticeTools:
         self._today = today
         self._caller_number = caller_number
         self.state = _State()
+        #: every action taken, in order: (tool, arguments, "rules" | "llm")
+        self.actions: list[tuple[str, dict[str, Any], str]] = []
+        self._source = "rules"
+
+    def _log(self, name: str, **args: Any) -> None:
+        self.actions.append((name, {k: v for k, v in args.items() if v not in (None, "")}, self._source))
 
     # -- schema -------------------------------------------------------------------------------
     def schemas(self) -> list[dict[str, Any]]:
@@ -101,6 +107,7 @@ class PracticeTools:
         anything these rules are unsure of) goes to the LLM.
         """
         st = self.state
+        self._source = "rules"
         st.rule_turns += 1
         agreed = is_agreement(text)
         identity = extract_identity(text)
@@ -137,6 +144,7 @@ class PracticeTools:
 
     # -- execution ----------------------------------------------------------------------------
     async def execute(self, call: ToolCall) -> ToolResult:
+        self._source = "llm"
         args = {k: v for k, v in call.arguments.items() if v not in (None, "")}
         if call.name == "find_slots":
             return await self._find_slots(**{k: str(v) for k, v in args.items()
@@ -149,6 +157,8 @@ class PracticeTools:
         if call.name == "leave_message":
             return await self._leave_message(**{k: str(v) for k, v in args.items()
                                                 if k in {"kind", "message", "name"}})
+        if call.name in {"transfer_to_human", "end_call"}:
+            self._log(call.name, **args)
         if call.name == "transfer_to_human":
             reason = str(args.get("reason", "demande du patient"))
             return ToolResult(content="transferring", handoff=Handoff("caller_request", reason),
@@ -165,6 +175,7 @@ class PracticeTools:
 
     async def _find_slots(self, practitioner: str | None = None, day: str | None = None,
                           day_part: str | None = None, reason: str | None = None) -> ToolResult:
+        self._log("find_slots", practitioner=practitioner, day=day, day_part=day_part, reason=reason)
         today = self._today()
         date_from, date_to, part = resolve_day(day, today)
         dp = fold(day_part or "")
@@ -216,6 +227,7 @@ class PracticeTools:
 
     async def _book(self, name: str = "", birth_date: str = "", time: str | None = None,
                     phone: str | None = None) -> ToolResult:
+        self._log("book", name=name, birth_date=birth_date, time=time)
         from records import PatientDetails
         from records.spoken_dates import parse_spoken_date
 
@@ -265,6 +277,7 @@ class PracticeTools:
                           say="Je ne peux pas réserver ce créneau. Voulez-vous une autre date ?")
 
     def _practice_info(self, topic: str) -> ToolResult:
+        self._log("practice_info", topic=topic)
         from knowledge.practice_info import answer_practice_question
 
         answer = answer_practice_question(self._profile, topic)
@@ -272,6 +285,7 @@ class PracticeTools:
 
     async def _leave_message(self, kind: str = "question", message: str = "",
                              name: str | None = None) -> ToolResult:
+        self._log("leave_message", kind=kind, message=message, name=name)
         await self._booking.leave_message(kind=kind, content=message, caller_name=name,
                                           phone=self._caller_number, call_id=self._call_id,
                                           actor=f"assistant:{self._call_id}")
