@@ -1,0 +1,153 @@
+"""Text-level dialogues: the call agent with real tools on a real (SQLite) agenda.
+
+The LLM is a scripted double behind the ``ChatLLM`` protocol, so each test states
+exactly what the model proposes and asserts what the tools did with it: the
+actions taken (and whether rules or the model took them) and the rows in the
+database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from knowledge.profile import default_profile_path, load_profile
+from knowledge.prompts import build_system_prompt
+from records import BookingService, Database
+from records.seed import seed_demo
+from voice.agent import CallAgent
+from voice.llm import LLMUnavailableError, TextDelta, ToolCall
+from voice.tools import PracticeTools
+
+TODAY = date(2026, 11, 28)  # a Saturday; "jeudi" is 2026-12-03
+
+
+class ScriptedLLM:
+    """Answers each request with the next scripted reply; records what it was sent."""
+
+    def __init__(self, replies: Sequence[Sequence[TextDelta | ToolCall] | Exception] = ()) -> None:
+        self.replies = list(replies)
+        self.requests: list[list[dict[str, Any]]] = []
+
+    async def stream(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]
+                     ) -> AsyncIterator[TextDelta | ToolCall]:
+        self.requests.append(list(messages))
+        reply = self.replies.pop(0) if self.replies else [TextDelta("Pouvez-vous préciser ?")]
+        if isinstance(reply, Exception):
+            raise reply
+        for item in reply:
+            yield item
+
+
+@pytest.fixture()
+async def booking(tmp_path: Path) -> AsyncIterator[BookingService]:
+    db = Database(url=f"sqlite+aiosqlite:///{tmp_path / 'agenda.db'}")
+    await db.create_schema()
+    await seed_demo(db, profile_path=default_profile_path(), today=TODAY)
+    yield BookingService(db=db, now=lambda: datetime(2026, 11, 28, 10, 0).astimezone())
+    await db.dispose()
+
+
+def _agent(booking: BookingService, llm: ScriptedLLM) -> tuple[CallAgent, PracticeTools]:
+    profile = load_profile(default_profile_path())
+    tools = PracticeTools(booking=booking, profile=profile, call_id="test-call", today=lambda: TODAY)
+    agent = CallAgent(llm=llm, tools=tools, system_prompt=build_system_prompt(profile, today=TODAY),
+                      greeting="Cabinet médical des Tilleuls, bonjour.")
+    agent.greeting()
+    return agent, tools
+
+
+async def _say(agent: CallAgent, text: str) -> str:
+    return "".join([p async for p in agent.respond(text)])
+
+
+async def _appointments(booking: BookingService, name: str, dob: date) -> list[Any]:
+    return await booking.upcoming_appointments(full_name=name, birth_date=dob)
+
+
+async def test_booking_by_rules_from_whisper_transcripts(booking: BookingService) -> None:
+    llm = ScriptedLLM()
+    agent, tools = _agent(booking, llm)
+    reply = await _say(agent, "Bonjour, est-ce que le docteur Morel peut recevoir jeudi après midi?")
+    assert "jeudi 3 décembre" in reply and "Morel" in reply
+    reply = await _say(agent, "Oui, c'est parfait pour moi, merci.")
+    assert "date de naissance" in reply
+    reply = await _say(agent, "Je suis Paul Girard, né le 4 juin 1978.")
+    assert "C'est noté" in reply
+    await _say(agent, "Très bien, merci pour votre aide, au revoir.")
+    assert agent.ended and agent.handoff is None
+    assert [a[0] for a in tools.actions] == ["find_slots", "book"]
+    assert {a[2] for a in tools.actions} == {"rules"} and llm.requests == []
+    appts = await _appointments(booking, "Paul Girard", date(1978, 6, 4))
+    booked = [a for a in appts if str(a.id) in tools.booked_ids()]
+    assert len(booked) == 1
+    assert booked[0].start.date() == date(2026, 12, 3) and booked[0].start.hour >= 14
+
+
+async def test_llm_tool_call_finds_slots_and_identity_first_needs_confirmation(
+        booking: BookingService) -> None:
+    llm = ScriptedLLM([[ToolCall("find_slots", {"practitioner": "Haddad", "day": "mardi",
+                                                 "day_part": "matin"})]])
+    agent, tools = _agent(booking, llm)
+    reply = await _say(agent, "C'est pour des plaques rouges sur les bras, vous avez quelque chose ?")
+    assert "Haddad" in reply and "mardi" in reply
+    # name and date of birth before saying yes: the tool recaps and asks to confirm
+    reply = await _say(agent, "Oui, c'est Sophie Laurent. Je suis née le 22 février 1991.")
+    assert "Je confirme" in reply or "C'est noté" in reply
+    if "Je confirme" in reply:
+        assert tools.booked_ids() == []
+        reply = await _say(agent, "Oui, d'accord.")
+    assert "C'est noté" in reply and len(tools.booked_ids()) == 1
+    assert tools.actions[0] == ("find_slots", {"practitioner": "Haddad", "day": "mardi",
+                                               "day_part": "matin"}, "llm")
+
+
+async def test_refused_confirmation_books_nothing(booking: BookingService) -> None:
+    agent, tools = _agent(booking, ScriptedLLM())
+    await _say(agent, "Je voudrais un rendez-vous avec le docteur Morel lundi")
+    reply = await _say(agent, "Je m'appelle Nadia Benali, née le 9 septembre 1983")
+    assert "Je confirme" in reply
+    reply = await _say(agent, "Non, finalement non.")
+    assert "je n'enregistre rien" in reply
+    assert tools.booked_ids() == []
+
+
+async def test_llm_book_without_an_offered_slot_writes_nothing(booking: BookingService) -> None:
+    llm = ScriptedLLM([[ToolCall("book", {"name": "Paul Girard", "birth_date": "4 juin 1978"})],
+                       [TextDelta("Quel jour vous conviendrait ?")]])
+    agent, tools = _agent(booking, llm)
+    reply = await _say(agent, "Mettez-moi le premier créneau libre, je suis Paul Girard.")
+    assert tools.booked_ids() == []
+    assert "Quel jour" in reply
+    assert llm.requests[-1][-1]["role"] == "tool" and "no slot offered" in llm.requests[-1][-1]["content"]
+
+
+async def test_dead_llm_hands_off_instead_of_silence(booking: BookingService) -> None:
+    agent, _tools = _agent(booking, ScriptedLLM([LLMUnavailableError("connection refused")]))
+    reply = await _say(agent, "Vous fermez à quelle heure le soir en semaine.")
+    assert "secrétaire" in reply
+    assert agent.ended and agent.handoff is not None and agent.handoff.reason == "bot_failure"
+
+
+async def test_practice_question_is_answered_from_the_profile(booking: BookingService) -> None:
+    llm = ScriptedLLM([[ToolCall("practice_info", {"topic": "address"})]])
+    agent, tools = _agent(booking, llm)
+    reply = await _say(agent, "Vous pouvez me rappeler l'adresse de cabine, s'il vous plaît.")
+    assert "12 rue des Tilleuls" in reply
+    assert tools.actions == [("practice_info", {"topic": "address"}, "llm")]
+
+
+async def test_emergency_is_scripted_and_handed_off_without_the_llm(booking: BookingService) -> None:
+    from knowledge.safety import SafetyRules
+
+    llm = ScriptedLLM()
+    agent, tools = _agent(booking, llm)
+    agent._safety = SafetyRules.load()
+    reply = await _say(agent, "J'ai une douleur dans la poitrine, et du mal, a respiré de pisse matar.")
+    assert "15" in reply
+    assert agent.ended and agent.handoff is not None and agent.handoff.reason == "emergency"
+    assert llm.requests == [] and tools.actions == []
