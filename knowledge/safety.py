@@ -305,7 +305,7 @@ def _parse_rule(raw: Any, index: int, macros: Mapping[str, str], priorities: Map
     if rid in seen:
         raise RulesError(f"{where}: duplicate id")
     seen.add(rid)
-    category = raw.get("category")
+    category = str(raw.get("category"))
     if category not in priorities:
         raise RulesError(f"{where}: unknown category {category!r}")
 
@@ -315,6 +315,9 @@ def _parse_rule(raw: Any, index: int, macros: Mapping[str, str], priorities: Map
             raise RulesError(f"{where}: {key} must be a list of strings")
         out = []
         for j, pat in enumerate(items):
+            if pat != pat.strip():
+                raise RulesError(f"{where}.{key}[{j}]: pattern starts or ends with a space "
+                                 "(it could never match on a word boundary)")
             try:
                 out.append(re.compile(_expand(pat, macros, f"{where}.{key}[{j}]")))
             except re.error as exc:
