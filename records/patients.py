@@ -1,0 +1,118 @@
+"""Patient lookup, creation and identity matching (inside a caller's session)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from records.models import Patient
+from records.names import name_key, similarity
+from records.schemas import DependentInfo, PatientDetails, VerifiedPatient
+
+__all__ = ["FUZZY_NAME_THRESHOLD", "IdentityMatch", "PatientTokens", "find_or_create_patient",
+           "match_identity", "split_full_name", "to_verified"]
+
+FUZZY_NAME_THRESHOLD = 0.85
+
+
+class PatientTokens:
+    """Signs and checks ``VerifiedPatient`` tokens with a per-service secret."""
+
+    def __init__(self, *, secret: bytes) -> None:
+        self._secret = secret
+
+    def sign(self, patient_id: int) -> str:
+        return hmac.new(self._secret, str(patient_id).encode(), hashlib.sha256).hexdigest()
+
+    def valid(self, patient: VerifiedPatient) -> bool:
+        return hmac.compare_digest(self.sign(patient.patient_id), patient.token or "")
+
+
+@dataclass(frozen=True)
+class IdentityMatch:
+    status: str  # "verified" | "not_found" | "mismatch" | "ambiguous"
+    patient: Patient | None = None
+
+
+def _candidate_keys(full_name: str) -> set[str]:
+    key = name_key(full_name)
+    words = key.split()
+    keys = {key}
+    if len(words) >= 2:  # "Girard Paul" said surname first
+        keys.add(" ".join(words[1:] + words[:1]))
+        keys.add(" ".join(words[-1:] + words[:-1]))
+    return keys
+
+
+async def match_identity(session: AsyncSession, *, full_name: str,
+                         birth_date: date) -> IdentityMatch:
+    """Find the one patient with this name (tolerant) and exactly this birth date."""
+    keys = _candidate_keys(full_name)
+    same_birth = (await session.scalars(
+        select(Patient).where(Patient.birth_date == birth_date))).all()
+    exact = [p for p in same_birth if p.name_key in keys]
+    if len(exact) == 1:
+        return IdentityMatch("verified", exact[0])
+    if len(exact) > 1:
+        return IdentityMatch("ambiguous")
+    scored = [(max(similarity(k, p.name_key) for k in keys), p) for p in same_birth]
+    close = [p for s, p in scored if s >= FUZZY_NAME_THRESHOLD]
+    if len(close) == 1:
+        return IdentityMatch("verified", close[0])
+    if len(close) > 1:
+        return IdentityMatch("ambiguous")
+    named = (await session.scalars(
+        select(Patient.id).where(Patient.name_key.in_(keys)).limit(1))).first()
+    return IdentityMatch("mismatch" if named is not None else "not_found")
+
+
+async def to_verified(session: AsyncSession, patient: Patient,
+                      tokens: PatientTokens) -> VerifiedPatient:
+    children = (await session.scalars(
+        select(Patient).where(Patient.guardian_id == patient.id).order_by(Patient.id))).all()
+    return VerifiedPatient(
+        patient_id=patient.id, first_name=patient.first_name, last_name=patient.last_name,
+        birth_date=patient.birth_date,
+        dependents=tuple(DependentInfo(patient_id=c.id, first_name=c.first_name,
+                                       last_name=c.last_name, birth_date=c.birth_date)
+                         for c in children),
+        token=tokens.sign(patient.id))
+
+
+def split_full_name(full_name: str) -> tuple[str, str]:
+    """'Paul Girard' -> ('Paul', 'Girard'); a single word is taken as the last name."""
+    words = full_name.split()
+    if len(words) == 1:
+        return "", words[0]
+    return " ".join(words[:-1]), words[-1]
+
+
+async def find_or_create_patient(session: AsyncSession, details: PatientDetails, *,
+                                 now: datetime,
+                                 guardian_id: int | None = None) -> tuple[Patient, str]:
+    """The patient with exactly this name and birth date, created if new.
+
+    Returns ``(patient, how)`` with ``how`` in ``existing``, ``created``; raises
+    ``LookupError`` when the name is on file with another birth date only (a likely
+    misheard date: staff must check rather than a duplicate record being made).
+    """
+    key = name_key(f"{details.first_name} {details.last_name}")
+    rows = (await session.scalars(select(Patient).where(Patient.name_key == key))).all()
+    for p in rows:
+        if p.birth_date == details.birth_date:
+            if details.phone and not p.phone:
+                p.phone = details.phone
+            return p, "existing"
+    if rows:
+        raise LookupError("a patient with this name is on file with another birth date")
+    patient = Patient(first_name=details.first_name.strip(), last_name=details.last_name.strip(),
+                      name_key=key, birth_date=details.birth_date, phone=details.phone,
+                      guardian_id=guardian_id, created_at=now.astimezone(UTC))
+    session.add(patient)
+    await session.flush()
+    return patient, "created"

@@ -1,0 +1,696 @@
+"""The booking service used by the assistant's tools and by the staff.
+
+Every write runs in one database transaction together with its audit-log row. The
+no-double-booking guarantee comes from the database: the booking transaction locks the
+practitioner row (``SELECT ... FOR UPDATE`` on PostgreSQL; ``BEGIN IMMEDIATE`` on
+SQLite), checks for overlaps, then inserts; a partial unique index on
+``(practitioner_id, start_at) WHERE status = 'booked'`` backs it up. It therefore holds
+across processes and machines sharing the PostgreSQL database.
+
+Patients only see or change their own appointments (or their dependents') through a
+:class:`~records.schemas.VerifiedPatient` returned by :meth:`BookingService.verify_identity`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Callable, Collection
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from records.db import Database
+from records.guard import is_unavailable
+from records.models import (
+    Absence,
+    Appointment,
+    AuditLog,
+    Call,
+    ExternalBusy,
+    Patient,
+    Practitioner,
+    StaffMessage,
+)
+from records.patients import (
+    PatientTokens,
+    find_or_create_patient,
+    match_identity,
+    to_verified,
+)
+from records.reference import Reference, load_reference
+from records.schemas import (
+    ACTOR_STAFF_PREFIX,
+    AppointmentInfo,
+    AppointmentTypeInfo,
+    BookingOutcome,
+    CancelOutcome,
+    IdentityCheck,
+    InvalidRequestError,
+    MessageOutcome,
+    PatientDetails,
+    PractitionerInfo,
+    RecordsError,
+    Slot,
+    VerifiedPatient,
+)
+from records.slots import DayPart, Interval, candidate_starts, fits_schedule
+from records.spoken_dates import SpokenDateError, parse_spoken_date_strict
+from records.spool import Spool
+
+__all__ = ["BookingService"]
+
+logger = logging.getLogger(__name__)
+
+MESSAGE_KINDS = ("callback", "prescription_renewal", "results", "medical_question", "other")
+
+
+class BookingService:
+    """Slots, bookings, identity checks, messages and call records of one practice."""
+
+    def __init__(self, *, db: Database, tz: str = "Europe/Paris",
+                 now: Callable[[], datetime] | None = None, min_notice_min: int = 30,
+                 horizon_days: int = 60, cancellation_notice_hours: int = 24,
+                 spool_path: str | Path = "var/records-spool.jsonl",
+                 secret: bytes | None = None) -> None:
+        self.db = db
+        self.tz = ZoneInfo(tz)
+        self._now = now or (lambda: datetime.now(UTC))
+        self.min_notice = timedelta(minutes=min_notice_min)
+        self.horizon_days = horizon_days
+        self.cancellation_notice = timedelta(hours=cancellation_notice_hours)
+        self.spool = Spool(path=spool_path)
+        self._tokens = PatientTokens(secret=secret or os.urandom(32))
+
+    # ------------------------------------------------------------------ helpers
+
+    def now(self) -> datetime:
+        value = self._now()
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=self.tz)
+        return value.astimezone(self.tz)
+
+    def _local(self, value: datetime | str) -> datetime:
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value.strip())
+            except ValueError:
+                raise InvalidRequestError(f"{value!r} is not a date and time") from None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=self.tz)
+        return value.astimezone(self.tz)
+
+    @staticmethod
+    def _audit(session: AsyncSession, *, actor: str, action: str, entity: str,
+               entity_id: Any, call_id: str | None, details: dict[str, Any]) -> None:
+        session.add(AuditLog(at=datetime.now(UTC), actor=actor, call_id=call_id, action=action,
+                             entity=entity, entity_id=None if entity_id is None else str(entity_id),
+                             details=details))
+
+    @staticmethod
+    def _check_actor(actor: str) -> None:
+        if not isinstance(actor, str) or ":" not in actor or not actor.split(":", 1)[1]:
+            raise InvalidRequestError(
+                f"actor {actor!r} must name who acts, e.g. 'assistant:call-42' or 'staff:alice'")
+
+    def _slot(self, ref: Reference, appt: Appointment) -> Slot:
+        return Slot(practitioner_id=appt.practitioner_id,
+                    practitioner_name=ref.practitioners[appt.practitioner_id].display_name,
+                    appointment_type=appt.appointment_type,
+                    start=appt.start_at.astimezone(self.tz), end=appt.end_at.astimezone(self.tz))
+
+    # ------------------------------------------------------------------ reference data
+
+    async def list_practitioners(self) -> list[PractitionerInfo]:
+        async with self.db.session() as s:
+            ref = await load_reference(s)
+        return [PractitionerInfo(id=p.id, display_name=p.display_name, specialty=p.specialty,
+                                 appointment_types=tuple(t.code for t in ref.types_of(p.id)))
+                for p in ref.practitioners.values() if p.active]
+
+    async def list_appointment_types(self) -> list[AppointmentTypeInfo]:
+        async with self.db.session() as s:
+            ref = await load_reference(s)
+        return [AppointmentTypeInfo(code=t.code, label=t.label, duration_min=t.duration_min,
+                                    practitioner_ids=tuple(ref.doers.get(t.code, [])),
+                                    new_patients_only=t.new_patients_only,
+                                    follow_up_only=t.follow_up_only)
+                for t in sorted(ref.types.values(), key=lambda t: (t.position, t.code))]
+
+    async def resolve_practitioner(self, spoken: str) -> PractitionerInfo:
+        """The practitioner meant by a spoken name; raises ``UnknownPractitionerError``..."""
+        async with self.db.session() as s:
+            ref = await load_reference(s)
+        p = ref.practitioners[ref.resolve_practitioner(spoken)]
+        return PractitionerInfo(id=p.id, display_name=p.display_name, specialty=p.specialty,
+                                appointment_types=tuple(t.code for t in ref.types_of(p.id)))
+
+    # ------------------------------------------------------------------ slots
+
+    async def find_free_slots(self, *, practitioner: str | None = None,
+                              appointment_type: str | None = None,
+                              date_from: date | None = None, date_to: date | None = None,
+                              day_part: DayPart | None = None,
+                              weekdays: Collection[int] | None = None,
+                              limit: int = 5) -> list[Slot]:
+        """Free slots, earliest first; raises ``RecordsError`` on bad parameters."""
+        if day_part not in (None, "morning", "afternoon"):
+            raise InvalidRequestError(f"day_part must be 'morning' or 'afternoon', not {day_part!r}")
+        if weekdays is not None and any(not isinstance(w, int) or not 0 <= w <= 6
+                                        for w in weekdays):
+            raise InvalidRequestError(f"weekdays must be 0 (Monday) to 6 (Sunday): {weekdays!r}")
+        if limit < 1:
+            raise InvalidRequestError("limit must be at least 1")
+        now = self.now()
+        today = now.date()
+        start_day = max(date_from or today, today)
+        end_day = date_to or (start_day + timedelta(days=self.horizon_days))
+        if date_to is not None and date_to < (date_from or today):
+            raise InvalidRequestError(f"date_to {date_to} is before date_from {date_from or today}")
+        if end_day < today:
+            return []
+        if (end_day - start_day).days > 366:
+            raise InvalidRequestError("search at most one year at a time")
+
+        async with self.db.session() as s:
+            ref = await load_reference(s)
+            pids, durations = self._targets(ref, practitioner, appointment_type)
+            busy = await self._busy(s, pids, start_day, end_day + timedelta(days=1))
+        return self._compute_slots(ref, pids, durations, start_day, end_day, busy, now,
+                                   day_part, weekdays, limit)
+
+    def _targets(self, ref: Reference, practitioner: str | None,
+                 appointment_type: str | None) -> tuple[list[str], dict[str, str]]:
+        """Practitioner ids to search and the appointment type each one is searched for."""
+        if practitioner:
+            pids = [ref.resolve_practitioner(practitioner)]
+        else:
+            pids = [pid for pid, p in ref.practitioners.items() if p.active]
+        codes: dict[str, str] = {}
+        if appointment_type:
+            code = ref.appointment_type(appointment_type).code
+            if practitioner:
+                ref.check_can_do(pids[0], code)
+            pids = [p for p in pids if p in ref.doers.get(code, [])]
+            codes = dict.fromkeys(pids, code)
+        else:
+            for pid in pids:
+                types = ref.types_of(pid)
+                if types:
+                    codes[pid] = types[0].code
+            pids = [p for p in pids if p in codes]
+        return pids, codes
+
+    async def _busy(self, s: AsyncSession, pids: list[str], first: date,
+                    last: date) -> dict[str, list[Interval]]:
+        lo = datetime.combine(first, datetime.min.time(), tzinfo=self.tz)
+        hi = datetime.combine(last, datetime.min.time(), tzinfo=self.tz)
+        busy: dict[str, list[Interval]] = defaultdict(list)
+        for model in (Appointment, Absence, ExternalBusy):
+            query = select(model.practitioner_id, model.start_at, model.end_at).where(
+                model.practitioner_id.in_(pids), model.start_at < hi, model.end_at > lo)
+            if model is Appointment:
+                query = query.where(Appointment.status == "booked")
+            for pid, start, end in (await s.execute(query)).all():
+                busy[pid].append(Interval(start.astimezone(self.tz), end.astimezone(self.tz)))
+        for intervals in busy.values():
+            intervals.sort(key=lambda i: i.start)
+        return busy
+
+    def _compute_slots(self, ref: Reference, pids: list[str], codes: dict[str, str],
+                       start_day: date, end_day: date, busy: dict[str, list[Interval]],
+                       now: datetime, day_part: DayPart | None,
+                       weekdays: Collection[int] | None, limit: int) -> list[Slot]:
+        out: list[Slot] = []
+        not_before = now + self.min_notice
+        day = start_day
+        while day <= end_day and len(out) < limit:
+            if ref.closed_on(day) is None:
+                today_slots: list[Slot] = []
+                for pid in pids:
+                    t = ref.types[codes[pid]]
+                    duration = timedelta(minutes=t.duration_min)
+                    name = ref.practitioners[pid].display_name
+                    for start in candidate_starts(
+                            day=day, ranges=ref.schedules[pid].get(day.weekday(), []),
+                            duration=duration, busy=busy.get(pid, []), tz=self.tz,
+                            not_before=not_before, day_part=day_part, weekdays=weekdays):
+                        today_slots.append(Slot(pid, name, t.code, start, start + duration))
+                today_slots.sort(key=lambda sl: (sl.start, sl.practitioner_id))
+                out.extend(today_slots[: limit - len(out)])
+            day += timedelta(days=1)
+        return out
+
+    async def _slot_problem(self, s: AsyncSession, ref: Reference, pid: str, code: str,
+                            start: datetime, end: datetime,
+                            ignore_appointment: int | None = None) -> tuple[str, str] | None:
+        """``(status, reason)`` if [start, end) cannot be booked for ``pid``, else None."""
+        now = self.now()
+        if start <= now:
+            return "invalid", f"{start:%Y-%m-%d %H:%M} is in the past"
+        if start.minute % 5 or start.second or start.microsecond:
+            return "invalid", f"{start:%H:%M:%S} is not on the 5-minute grid"
+        closure = ref.closed_on(start.date())
+        if closure is not None:
+            return "invalid", f"the practice is closed on {start:%Y-%m-%d} ({closure.reason})"
+        ranges = ref.schedules[pid].get(start.weekday(), [])
+        if not fits_schedule(start, end, ranges):
+            hours = ", ".join(f"{a:%H:%M}-{b:%H:%M}" for a, b in ranges) or "no consultations"
+            return "invalid", (f"{start:%A %Y-%m-%d %H:%M}-{end:%H:%M} is outside "
+                               f"{ref.practitioners[pid].display_name}'s hours ({hours})")
+        for model, label in ((Absence, "away"), (ExternalBusy, "busy in the external agenda")):
+            hit = (await s.execute(select(model.id).where(
+                model.practitioner_id == pid, model.start_at < end,
+                model.end_at > start).limit(1))).first()
+            if hit is not None:
+                return "invalid", f"{ref.practitioners[pid].display_name} is {label} then"
+        query = select(Appointment.id).where(
+            Appointment.practitioner_id == pid, Appointment.status == "booked",
+            Appointment.start_at < end, Appointment.end_at > start)
+        if ignore_appointment is not None:
+            query = query.where(Appointment.id != ignore_appointment)
+        if (await s.execute(query.limit(1))).first() is not None:
+            return "slot_taken", f"{start:%Y-%m-%d %H:%M} with {pid} is already taken"
+        return None
+
+    @staticmethod
+    async def _lock_practitioners(s: AsyncSession, pids: Collection[str]) -> None:
+        # Sorted, so two transactions locking two practitioners never deadlock.
+        for pid in sorted(set(pids)):
+            await s.execute(select(Practitioner.id).where(Practitioner.id == pid)
+                            .with_for_update())
+
+    # ------------------------------------------------------------------ identity
+
+    async def verify_identity(self, *, full_name: str, birth_date: str | date,
+                              actor: str = "assistant:unknown",
+                              call_id: str | None = None) -> IdentityCheck:
+        """Check a caller's name and birth date (spoken forms accepted)."""
+        if isinstance(birth_date, date):
+            born = birth_date
+        else:
+            try:
+                born = parse_spoken_date_strict(birth_date, today=self.now().date())
+            except SpokenDateError as exc:
+                return IdentityCheck(status="invalid_date", message=str(exc))
+        if born > self.now().date():
+            return IdentityCheck(status="invalid_date", birth_date=born,
+                                 message=f"birth date {born} is in the future")
+        if not full_name or not full_name.strip():
+            return IdentityCheck(status="not_verified", birth_date=born, message="no name given")
+        async with self.db.write() as s:
+            match = await match_identity(s, full_name=full_name, birth_date=born)
+            self._audit(s, actor=actor, action=f"identity.{match.status}", entity="patient",
+                        entity_id=match.patient.id if match.patient else None, call_id=call_id,
+                        details={"name_given": full_name, "birth_date_given": str(birth_date)})
+            if match.status == "verified" and match.patient is not None:
+                verified = await to_verified(s, match.patient, self._tokens)
+                return IdentityCheck(status="verified", patient=verified, birth_date=born,
+                                     message="identity verified")
+        if match.status == "ambiguous":
+            return IdentityCheck(status="ambiguous", birth_date=born,
+                                 message="several patients match; staff must check")
+        return IdentityCheck(status="not_verified", birth_date=born,
+                             message="no patient on file with this name and birth date")
+
+    def _allowed_ids(self, patient: VerifiedPatient) -> set[int]:
+        if not isinstance(patient, VerifiedPatient) or not self._tokens.valid(patient):
+            raise InvalidRequestError("patient identity was not verified by this service")
+        return {patient.patient_id}
+
+    async def _scope(self, s: AsyncSession, patient: VerifiedPatient) -> set[int]:
+        ids = self._allowed_ids(patient)
+        children = (await s.scalars(select(Patient.id).where(
+            Patient.guardian_id == patient.patient_id))).all()
+        return ids | set(children)
+
+    # ------------------------------------------------------------------ booking
+
+    async def book(self, *, practitioner_id: str, appointment_type: str,
+                   start: datetime | str, patient: PatientDetails, actor: str,
+                   call_id: str | None = None,
+                   guardian: VerifiedPatient | None = None) -> BookingOutcome:
+        """Book a slot; never raises for expected failures (see ``BookingOutcome``).
+
+        ``guardian``: a verified parent booking for a child; a new child is linked to them.
+        """
+        try:
+            self._check_actor(actor)
+            when = self._local(start)
+            problem = _patient_problem(patient, self.now().date())
+            if problem:
+                return BookingOutcome(status="invalid", message=problem)
+            guardian_id = None
+            if guardian is not None:
+                guardian_id = next(iter(self._allowed_ids(guardian)))
+        except RecordsError as exc:
+            return BookingOutcome(status="invalid", message=str(exc))
+        try:
+            return await self._book(practitioner_id, appointment_type, when, patient, actor,
+                                    call_id, guardian_id)
+        except IntegrityError:
+            return BookingOutcome(status="slot_taken",
+                                  message=f"{when:%Y-%m-%d %H:%M} was booked by someone else")
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            await self.spool.append("booking_request", {
+                "actor": actor, "call_id": call_id, "practitioner": practitioner_id,
+                "appointment_type": appointment_type, "start": when.isoformat(),
+                "patient": {"first_name": patient.first_name, "last_name": patient.last_name,
+                            "birth_date": str(patient.birth_date), "phone": patient.phone},
+                "error": str(exc)[:300]})
+            return BookingOutcome(status="unavailable", message=(
+                "records database unavailable: nothing booked, request kept for the staff"))
+
+    async def _book(self, practitioner: str, code: str, when: datetime,
+                    details: PatientDetails, actor: str, call_id: str | None,
+                    guardian_id: int | None) -> BookingOutcome:
+        async with self.db.write() as s:
+            ref = await load_reference(s)
+            try:
+                pid = ref.resolve_practitioner(practitioner)
+                atype = ref.appointment_type(code)
+                ref.check_can_do(pid, atype.code)
+            except RecordsError as exc:
+                return BookingOutcome(status="invalid", message=str(exc))
+            end = when + timedelta(minutes=atype.duration_min)
+            await self._lock_practitioners(s, [pid])
+            problem = await self._slot_problem(s, ref, pid, atype.code, when, end)
+            if problem is not None:
+                status, reason = problem
+                return BookingOutcome(status=status, message=reason)  # type: ignore[arg-type]
+            try:
+                person, how = await find_or_create_patient(s, details, now=self.now(),
+                                                           guardian_id=guardian_id)
+            except LookupError as exc:
+                msg = self._new_message(
+                    s, kind="callback", actor=actor, call_id=call_id,
+                    body=(f"Booking not made: {exc}. Caller asked for {atype.label} with "
+                          f"{ref.practitioners[pid].display_name} on {when:%Y-%m-%d %H:%M}."),
+                    caller_name=f"{details.first_name} {details.last_name}",
+                    caller_birth_date=str(details.birth_date), callback_number=details.phone,
+                    practitioner_id=pid)
+                await s.flush()
+                return BookingOutcome(status="invalid", staff_message_id=msg.id, message=(
+                    f"{exc}; not booked, a message was left for the staff"))
+            rule = await self._type_rule_problem(s, atype, person.id, how)
+            if rule:
+                return BookingOutcome(status="invalid", message=rule)
+            appt = Appointment(practitioner_id=pid, appointment_type=atype.code,
+                               patient_id=person.id, start_at=when, end_at=end, status="booked",
+                               created_by=actor, call_id=call_id, created_at=datetime.now(UTC))
+            s.add(appt)
+            await s.flush()
+            self._audit(s, actor=actor, action="appointment.book", entity="appointment",
+                        entity_id=appt.id, call_id=call_id, details={
+                            "practitioner": pid, "type": atype.code, "start": when.isoformat(),
+                            "patient_id": person.id, "patient": how})
+            slot = self._slot(ref, appt)
+        return BookingOutcome(status="booked", appointment_id=appt.id, slot=slot,
+                              message=f"booked {atype.code} with {pid} at {when:%Y-%m-%d %H:%M}")
+
+    @staticmethod
+    async def _type_rule_problem(s: AsyncSession, atype: Any, patient_id: int,
+                                 how: str) -> str | None:
+        if not (atype.new_patients_only or atype.follow_up_only):
+            return None
+        from records.models import AppointmentTypePractitioner as Link
+
+        doers = select(Link.practitioner_id).where(Link.appointment_type == atype.code)
+        seen = how == "existing" and (await s.execute(select(Appointment.id).where(
+            Appointment.patient_id == patient_id, Appointment.status == "booked",
+            Appointment.practitioner_id.in_(doers)).limit(1))).first() is not None
+        if atype.new_patients_only and seen:
+            return f"{atype.code} is for new patients only; this patient is already followed"
+        if atype.follow_up_only and not seen:
+            return f"{atype.code} is for patients already followed; book a first visit instead"
+        return None
+
+    # ------------------------------------------------------------------ patient's appointments
+
+    async def upcoming_appointments(self, *, patient: VerifiedPatient,
+                                    include_dependents: bool = True) -> list[AppointmentInfo]:
+        """The verified patient's (and their children's) future booked appointments."""
+        self._allowed_ids(patient)
+        async with self.db.session() as s:
+            ids = await self._scope(s, patient) if include_dependents else {patient.patient_id}
+            return await self._appointments(s, Appointment.patient_id.in_(ids),
+                                            Appointment.status == "booked",
+                                            Appointment.end_at > self.now())
+
+    async def _appointments(self, s: AsyncSession, *where: Any) -> list[AppointmentInfo]:
+        ref = await load_reference(s)
+        rows = (await s.execute(select(Appointment, Patient).join(
+            Patient, Patient.id == Appointment.patient_id).where(*where).order_by(
+            Appointment.start_at, Appointment.practitioner_id))).all()
+        return [AppointmentInfo(
+            id=a.id, patient_id=p.id, patient_name=p.full_name, practitioner_id=a.practitioner_id,
+            practitioner_name=ref.practitioners[a.practitioner_id].display_name,
+            appointment_type=a.appointment_type,
+            appointment_label=ref.types[a.appointment_type].label,
+            start=a.start_at.astimezone(self.tz), end=a.end_at.astimezone(self.tz),
+            status=a.status, created_by=a.created_by) for a, p in rows]
+
+    async def _owned(self, s: AsyncSession, appointment_id: int,
+                     patient: VerifiedPatient | None, actor: str) -> Appointment | str:
+        """The live appointment if the actor may change it, else a reason."""
+        appt = await s.get(Appointment, appointment_id, with_for_update=True)
+        if patient is None:
+            if not actor.startswith(ACTOR_STAFF_PREFIX):
+                return "only staff may change an appointment without a verified patient"
+        elif appt is not None and appt.patient_id not in await self._scope(s, patient):
+            appt = None  # someone else's: say "not found", reveal nothing
+        if appt is None or appt.status != "booked":
+            return f"no upcoming appointment {appointment_id} for this patient"
+        if appt.start_at <= self.now():
+            return f"appointment {appointment_id} is in the past"
+        return appt
+
+    async def cancel(self, *, appointment_id: int, actor: str,
+                     patient: VerifiedPatient | None = None, call_id: str | None = None,
+                     reason: str = "") -> CancelOutcome:
+        """Cancel an appointment of the verified patient (or any, for a ``staff:`` actor)."""
+        try:
+            self._check_actor(actor)
+            if patient is not None:
+                self._allowed_ids(patient)
+            async with self.db.write() as s:
+                appt = await self._owned(s, appointment_id, patient, actor)
+                if isinstance(appt, str):
+                    status = "invalid" if appt.startswith("only staff") else "not_found"
+                    return CancelOutcome(status=status, message=appt)  # type: ignore[arg-type]
+                appt.status = "cancelled"
+                appt.cancelled_at = datetime.now(UTC)
+                appt.sync_pending = appt.external_uid is not None
+                late = appt.start_at - self.now() < self.cancellation_notice
+                self._audit(s, actor=actor, action="appointment.cancel", entity="appointment",
+                            entity_id=appt.id, call_id=call_id, details={
+                                "start": appt.start_at.isoformat(), "reason": reason,
+                                "late": late})
+            return CancelOutcome(status="cancelled", appointment_id=appointment_id, late=late,
+                                 message=f"cancelled appointment {appointment_id}"
+                                 + (" (late cancellation)" if late else ""))
+        except RecordsError as exc:
+            return CancelOutcome(status="invalid", message=str(exc))
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            await self.spool.append("cancel_request", {
+                "actor": actor, "call_id": call_id, "appointment_id": appointment_id,
+                "reason": reason, "error": str(exc)[:300]})
+            return CancelOutcome(status="unavailable", appointment_id=appointment_id, message=(
+                "records database unavailable: nothing cancelled, request kept for the staff"))
+
+    async def reschedule(self, *, appointment_id: int, new_start: datetime | str, actor: str,
+                         patient: VerifiedPatient | None = None, call_id: str | None = None,
+                         practitioner_id: str | None = None) -> BookingOutcome:
+        """Move an appointment atomically: the new slot is taken and the old one freed, or
+        nothing changes. Same appointment type; same practitioner unless one is given."""
+        try:
+            self._check_actor(actor)
+            if patient is not None:
+                self._allowed_ids(patient)
+            when = self._local(new_start)
+            return await self._reschedule(appointment_id, when, actor, patient, call_id,
+                                          practitioner_id)
+        except RecordsError as exc:
+            return BookingOutcome(status="invalid", appointment_id=appointment_id,
+                                  message=str(exc))
+        except IntegrityError:
+            return BookingOutcome(status="slot_taken", appointment_id=appointment_id,
+                                  message="the new slot was booked by someone else")
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            await self.spool.append("reschedule_request", {
+                "actor": actor, "call_id": call_id, "appointment_id": appointment_id,
+                "new_start": str(new_start), "error": str(exc)[:300]})
+            return BookingOutcome(status="unavailable", appointment_id=appointment_id, message=(
+                "records database unavailable: nothing changed, request kept for the staff"))
+
+    async def _reschedule(self, appointment_id: int, when: datetime, actor: str,
+                          patient: VerifiedPatient | None, call_id: str | None,
+                          practitioner: str | None) -> BookingOutcome:
+        async with self.db.write() as s:
+            ref = await load_reference(s)
+            current = await s.get(Appointment, appointment_id)
+            old_pid = current.practitioner_id if current is not None else None
+            pid = ref.resolve_practitioner(practitioner) if practitioner else old_pid
+            await self._lock_practitioners(s, [p for p in (old_pid, pid) if p])
+            appt = await self._owned(s, appointment_id, patient, actor)
+            if isinstance(appt, str) or pid is None:
+                return BookingOutcome(status="not_found", appointment_id=appointment_id,
+                                      message=str(appt))
+            ref.check_can_do(pid, appt.appointment_type)
+            end = when + timedelta(minutes=ref.types[appt.appointment_type].duration_min)
+            problem = await self._slot_problem(s, ref, pid, appt.appointment_type, when, end,
+                                               ignore_appointment=appt.id)
+            if problem is not None:
+                status, reason = problem
+                return BookingOutcome(status=status, appointment_id=appointment_id,  # type: ignore[arg-type]
+                                      message=reason)
+            old = {"practitioner": appt.practitioner_id, "start": appt.start_at.isoformat()}
+            appt.practitioner_id, appt.start_at, appt.end_at = pid, when, end
+            appt.sync_pending = appt.external_uid is not None
+            await s.flush()
+            self._audit(s, actor=actor, action="appointment.reschedule", entity="appointment",
+                        entity_id=appt.id, call_id=call_id, details={
+                            "from": old, "to": {"practitioner": pid,
+                                                "start": when.isoformat()}})
+            slot = self._slot(ref, appt)
+        return BookingOutcome(status="booked", appointment_id=appointment_id, slot=slot,
+                              message=f"moved appointment {appointment_id} to "
+                                      f"{when:%Y-%m-%d %H:%M} with {pid}")
+
+    # ------------------------------------------------------------------ messages and calls
+
+    def _new_message(self, s: AsyncSession, *, kind: str, body: str, actor: str,
+                     call_id: str | None, caller_name: str | None = None,
+                     caller_birth_date: str | None = None, callback_number: str | None = None,
+                     patient_id: int | None = None, practitioner_id: str | None = None,
+                     urgent: bool = False) -> StaffMessage:
+        msg = StaffMessage(kind=kind, body=body, caller_name=caller_name,
+                           caller_birth_date=caller_birth_date, callback_number=callback_number,
+                           patient_id=patient_id, practitioner_id=practitioner_id, urgent=urgent,
+                           created_by=actor, call_id=call_id, created_at=datetime.now(UTC))
+        s.add(msg)
+        s.add(AuditLog(at=datetime.now(UTC), actor=actor, call_id=call_id,
+                       action="message.create", entity="staff_message", entity_id=None,
+                       details={"kind": kind, "urgent": urgent}))
+        return msg
+
+    async def leave_message(self, *, kind: str, body: str, actor: str,
+                            call_id: str | None = None, patient: VerifiedPatient | None = None,
+                            caller_name: str | None = None,
+                            caller_birth_date: str | None = None,
+                            callback_number: str | None = None,
+                            practitioner_id: str | None = None,
+                            urgent: bool = False) -> MessageOutcome:
+        """Leave a message for the staff (no verification needed; nothing is revealed).
+
+        ``kind``: callback, prescription_renewal, results, medical_question or other. If the
+        database is down the message goes to the spool file (``status="spooled"``).
+        """
+        try:
+            self._check_actor(actor)
+            if kind not in MESSAGE_KINDS:
+                raise InvalidRequestError(f"kind must be one of {', '.join(MESSAGE_KINDS)}")
+            if not body or not body.strip():
+                raise InvalidRequestError("the message is empty")
+            patient_id = next(iter(self._allowed_ids(patient))) if patient else None
+        except RecordsError as exc:
+            return MessageOutcome(status="invalid", message=str(exc))
+        fields: dict[str, Any] = {"kind": kind, "body": body.strip(), "caller_name": caller_name,
+                  "caller_birth_date": caller_birth_date, "callback_number": callback_number,
+                  "patient_id": patient_id, "practitioner_id": practitioner_id,
+                  "urgent": urgent}
+        try:
+            async with self.db.write() as s:
+                if practitioner_id and await s.get(Practitioner, practitioner_id) is None:
+                    fields["body"] = f"{fields['body']} (for: {practitioner_id})"
+                    fields["practitioner_id"] = None
+                msg = self._new_message(s, actor=actor, call_id=call_id, **fields)
+                await s.flush()
+            return MessageOutcome(status="saved", message_id=msg.id, message="message saved")
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            await self.spool.append("message", {"actor": actor, "call_id": call_id, **fields,
+                                                "error": str(exc)[:300]})
+            return MessageOutcome(status="spooled", message="database unavailable: message "
+                                                            "kept in the spool file for staff")
+
+    async def start_call(self, *, call_id: str, caller_number: str | None = None,
+                         actor: str = "assistant:telephony") -> bool:
+        """Record the start of a call (idempotent). False if the database is down."""
+        return await self._call_write(call_id, actor, "call.start", {
+            "caller_number": caller_number}, caller_number=caller_number)
+
+    async def end_call(self, *, call_id: str, outcome: str, handoff_reason: str | None = None,
+                       summary: str | None = None, patient_id: int | None = None,
+                       actor: str = "assistant:telephony") -> bool:
+        """Record how a call ended (``booked``, ``message``, ``handoff``, ``hangup``...)."""
+        return await self._call_write(call_id, actor, "call.end", {
+            "outcome": outcome, "handoff_reason": handoff_reason}, outcome=outcome,
+            handoff_reason=handoff_reason, summary=summary, patient_id=patient_id)
+
+    async def _call_write(self, call_id: str, actor: str, action: str,
+                          details: dict[str, Any], **values: Any) -> bool:
+        try:
+            async with self.db.write() as s:
+                call = await s.get(Call, call_id)
+                now = datetime.now(UTC)
+                if call is None:
+                    call = Call(id=call_id, started_at=now)
+                    s.add(call)
+                if action == "call.end":
+                    call.ended_at = now
+                for key, value in values.items():
+                    if value is not None:
+                        setattr(call, key, value)
+                self._audit(s, actor=actor, action=action, entity="call", entity_id=call_id,
+                            call_id=call_id, details=details)
+            return True
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            await self.spool.append(action, {"call_id": call_id, **details, **{
+                k: v for k, v in values.items() if k != "patient_id"}})
+            return False
+
+    # ------------------------------------------------------------------ staff views
+
+    async def day_agenda(self, day: date, *, practitioner: str | None = None,
+                         include_cancelled: bool = False) -> list[AppointmentInfo]:
+        """Staff view: every appointment of a day (all patients)."""
+        lo = datetime.combine(day, datetime.min.time(), tzinfo=self.tz)
+        where: list[Any] = [Appointment.start_at >= lo,
+                            Appointment.start_at < lo + timedelta(days=1)]
+        if not include_cancelled:
+            where.append(Appointment.status == "booked")
+        async with self.db.session() as s:
+            if practitioner:
+                where.append(Appointment.practitioner_id
+                             == (await load_reference(s)).resolve_practitioner(practitioner))
+            return await self._appointments(s, *where)
+
+
+def _patient_problem(p: PatientDetails, today: date) -> str | None:
+    if not isinstance(p, PatientDetails):
+        return "patient details missing"
+    if not p.last_name or not p.last_name.strip() or not p.first_name or not p.first_name.strip():
+        return "the patient's first and last name are needed"
+    if not isinstance(p.birth_date, date):
+        return "the patient's birth date is needed"
+    if p.birth_date > today:
+        return f"birth date {p.birth_date} is in the future"
+    if p.birth_date.year < today.year - 125:
+        return f"birth date {p.birth_date} is not plausible"
+    return None
