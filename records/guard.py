@@ -4,6 +4,13 @@ from __future__ import annotations
 
 __all__ = ["is_unavailable"]
 
+# asyncpg errors that mean "cannot talk to the database now" (raised unwrapped on connect).
+_ASYNCPG_UNAVAILABLE = (
+    "Connection", "CannotConnect", "TooManyConnections", "AdminShutdown", "CrashShutdown",
+    "ObjectInUse", "ObjectNotInPrerequisiteState", "InvalidCatalogName",
+    "InvalidAuthorization", "InvalidPassword", "InterfaceError", "ProtocolViolation",
+)
+
 
 def is_unavailable(exc: BaseException) -> bool:
     """True for lost/refused connections, timeouts, a locked or vanished database file."""
@@ -23,6 +30,5 @@ def is_unavailable(exc: BaseException) -> bool:
     mod = type(exc).__module__
     if mod.startswith("asyncpg"):
         name = type(exc).__name__
-        return ("Connection" in name or "CannotConnect" in name or "TooManyConnections" in name
-                or "AdminShutdown" in name or "CrashShutdown" in name or "ObjectInUse" in name)
+        return any(part in name for part in _ASYNCPG_UNAVAILABLE)
     return False

@@ -18,6 +18,8 @@ __all__ = ["FUZZY_NAME_THRESHOLD", "IdentityMatch", "PatientTokens", "find_or_cr
            "match_identity", "split_full_name", "to_verified"]
 
 FUZZY_NAME_THRESHOLD = 0.85
+_HONORIFICS = frozenset({"monsieur", "madame", "mademoiselle", "mme", "mlle", "mr", "m",
+                         "dr", "docteur", "je", "suis", "c", "est", "moi", "mon", "nom"})
 
 
 class PatientTokens:
@@ -40,8 +42,10 @@ class IdentityMatch:
 
 
 def _candidate_keys(full_name: str) -> set[str]:
-    key = name_key(full_name)
-    words = key.split()
+    words = name_key(full_name).split()
+    while len(words) > 1 and words[0] in _HONORIFICS:
+        words = words[1:]
+    key = " ".join(words)
     keys = {key}
     if len(words) >= 2:  # "Girard Paul" said surname first
         keys.add(" ".join(words[1:] + words[:1]))

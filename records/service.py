@@ -622,7 +622,8 @@ class BookingService:
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
-            await self.spool.append("message", {"actor": actor, "call_id": call_id, **fields,
+            kept = {("message_kind" if k == "kind" else k): v for k, v in fields.items()}
+            await self.spool.append("message", {"actor": actor, "call_id": call_id, **kept,
                                                 "error": str(exc)[:300]})
             return MessageOutcome(status="spooled", message="database unavailable: message "
                                                             "kept in the spool file for staff")
