@@ -40,6 +40,7 @@ __all__ = [
     "default_rules_path",
     "detect_language",
     "normalize",
+    "split_elisions",
 ]
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,36 @@ def normalize(text: str) -> str:
     text = re.sub(r"[^a-z0-9]+", " ", text)
     tokens = [_TOKEN_FIXES.get(t, t) for t in text.split()]
     return " ".join(tokens)
+
+
+_ELISION_RE = re.compile(r"^(qu|[ldjnmtsc])([aeiouhy][a-z]*)$")
+
+
+def _vocabulary(patterns: Iterable[str]) -> frozenset[str]:
+    """The literal words of the rules (with and without a final s), for :func:`split_elisions`."""
+    words: set[str] = set()
+    for pattern in patterns:
+        for w in re.findall(r"[a-z]{3,}", re.sub(r"\\[a-zA-Z]", " ", pattern)):
+            words.update({w, w.rstrip("s"), w + "s"})
+    return frozenset(words)
+
+
+def split_elisions(normalized: str, vocabulary: frozenset[str]) -> str:
+    """Split elisions transcribed without the apostrophe: ``dasthme`` -> ``d asthme``.
+
+    Only when the glued token is not itself a rule word and the rest is one, so
+    ordinary words are left alone.
+    """
+    if not vocabulary:
+        return normalized
+    out = []
+    for token in normalized.split():
+        m = _ELISION_RE.match(token)
+        if m and token not in vocabulary and m.group(2) in vocabulary:
+            out.append(f"{m.group(1)} {m.group(2)}")
+        else:
+            out.append(token)
+    return " ".join(out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,6 +220,7 @@ class SafetyRules:
     responses_en: dict[str, str] = field(default_factory=dict)
     priorities: dict[str, int] = field(default_factory=dict)
     source: str | None = None
+    vocabulary: frozenset[str] = frozenset()  # words the rules are written with
 
     @classmethod
     def load(cls, path: str | Path | None = None, *,
@@ -247,12 +279,15 @@ class SafetyRules:
         for i, raw in enumerate(data.get("rules") or []):
             rules.append(_parse_rule(raw, i, macros, priorities, source, seen))
         logger.debug("loaded %d safety rules from %s", len(rules), source)
+        texts = [*macros.values()] + [str(p) for r in data.get("rules") or []
+                                      for key in ("patterns", "all", "unless")
+                                      for p in (r.get(key) or [])]
         return cls(rules=tuple(rules), responses_fr=responses_fr, responses_en=responses_en,
-                   priorities=priorities, source=source)
+                   priorities=priorities, source=source, vocabulary=_vocabulary(texts))
 
     def assess(self, text: str) -> SafetyVerdict:
         """Classify one patient turn. Pure and deterministic."""
-        norm = normalize(text or "")
+        norm = split_elisions(normalize(text or ""), self.vocabulary)
         if not norm:
             return NONE_VERDICT
         hits: list[tuple[int, int, Rule, str]] = []
@@ -459,7 +494,7 @@ def classify_transcript(text: str | None) -> TurnOutcome:
     understand it: the caller of the tracker decides).
     """
     norm = normalize(text or "")
-    if not norm or (any(h in norm for h in _HALLUCINATIONS) and len(norm.split()) <= 8):
+    if not norm or (any(h in norm for h in _HALLUCINATIONS) and len(norm.split()) <= 12):
         return TurnOutcome.SILENCE
     words = [w for w in norm.split() if len(w) >= 2 and not w.isdigit()]
     if not words or all(w in {"euh", "hum", "hmm", "heu", "bah", "ben", "mh", "hm"} for w in words):
