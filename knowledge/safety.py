@@ -18,8 +18,8 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -192,6 +192,7 @@ class SafetyVerdict:
     family: str | None = None
     language: str = "fr"
     also: tuple[str, ...] = ()  # ids of other rules that matched, lower priority
+    from_context: bool = False  # the red flag needed the caller's previous turns
 
     @property
     def is_red_flag(self) -> bool:
@@ -285,13 +286,41 @@ class SafetyRules:
         return cls(rules=tuple(rules), responses_fr=responses_fr, responses_en=responses_en,
                    priorities=priorities, source=source, vocabulary=_vocabulary(texts))
 
-    def assess(self, text: str) -> SafetyVerdict:
-        """Classify one patient turn. Pure and deterministic."""
+    def assess(self, text: str, *, context: Sequence[str] = ()) -> SafetyVerdict:
+        """Classify one patient turn. Pure and deterministic.
+
+        ``context``: the caller's previous turns in this call (oldest first). Red
+        flags are also looked for across the last two of them plus this turn, so
+        "il a de la fièvre" then "et des taches sur le ventre" is caught; a red flag
+        already present in the context alone is not raised again.
+        """
+        verdict = self._assess_text(text)
+        if verdict.is_red_flag or not context:
+            return self._log(verdict)
+        recent = [c for c in context[-2:] if c]
+        combined = self._assess_text(" ".join([*recent, text]), red_flags_only=True)
+        if combined.is_red_flag and not self._assess_text(
+                " ".join(recent), red_flags_only=True).is_red_flag:
+            return self._log(replace(combined, language=detect_language(text),
+                                     from_context=True))
+        return self._log(verdict)
+
+    def _log(self, verdict: SafetyVerdict) -> SafetyVerdict:
+        if verdict.is_red_flag:
+            logger.warning("red flag %s (%s): %r", verdict.rule_id, verdict.category,
+                           verdict.matched)
+        elif verdict.category != "none":
+            logger.info("safety %s (%s): %r", verdict.category, verdict.rule_id, verdict.matched)
+        return verdict
+
+    def _assess_text(self, text: str, *, red_flags_only: bool = False) -> SafetyVerdict:
         norm = split_elisions(normalize(text or ""), self.vocabulary)
         if not norm:
             return NONE_VERDICT
         hits: list[tuple[int, int, Rule, str]] = []
         for index, rule in enumerate(self.rules):
+            if red_flags_only and rule.category not in RED_FLAG_CATEGORIES:
+                continue
             matched = rule.match(norm)
             if matched is not None:
                 hits.append((-rule.priority, index, rule, matched))
@@ -304,10 +333,6 @@ class SafetyRules:
             response_fr=self.responses_fr[best.category],
             response_en=self.responses_en.get(best.category, ""), family=best.family,
             language=detect_language(text), also=tuple(h[2].id for h in hits[1:]))
-        if verdict.is_red_flag:
-            logger.warning("red flag %s (%s): %r", best.id, best.category, matched)
-        else:
-            logger.info("safety %s (%s): %r", best.category, best.id, matched)
         return verdict
 
     def check_examples(self) -> list[str]:

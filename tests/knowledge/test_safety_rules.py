@@ -277,3 +277,17 @@ def test_labelled_set_errors(tmp_path: Path) -> None:
     bad.write_text("none:\n  x: a\n", encoding="utf-8")
     with pytest.raises(ValueError, match="list of strings"):
         load_labelled(bad)
+
+
+def test_red_flag_across_turns(rules: SafetyRules) -> None:
+    first = "ma fille a de la fièvre depuis hier"
+    assert rules.assess(first).category == "none"
+    second = "et elle a des taches sur le ventre"
+    assert rules.assess(second).category == "none"
+    v = rules.assess(second, context=[first])
+    assert v.category == "emergency" and v.from_context
+    # Without a red flag across the turns, the turn's own verdict stands.
+    assert rules.assess("je voudrais un rendez-vous", context=[first]).category == "none"
+    assert rules.assess("est-ce que c'est grave ?", context=[first]).category == "medical_advice"
+    # A red flag already in the context alone is not raised again on a later turn.
+    assert rules.assess("oui", context=["il a du mal à respirer"]).category == "none"
