@@ -12,6 +12,7 @@ row lock on the practitioner (``SELECT ... FOR UPDATE``) plus a partial unique i
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,12 +27,29 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-__all__ = ["DEFAULT_URL", "MIGRATIONS_DIR", "Database", "DatabaseUnavailable"]
+__all__ = ["DEFAULT_URL", "MIGRATIONS_DIR", "Database", "DatabaseUnavailable", "default_data_dir",
+           "default_url"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "sqlite+aiosqlite:///var/agenda.db"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def default_data_dir() -> Path:
+    """``$TWIN_HOME``, else ``$XDG_DATA_HOME/twin``, else ``~/.local/share/twin`` (the same
+    folder as ``twin.models.data_dir``)."""
+    env = os.environ.get("TWIN_HOME")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "twin"
+
+
+def default_url() -> str:
+    """``$TWIN_DATABASE_URL``, else SQLite in the data folder (``agenda.db``)."""
+    return os.environ.get("TWIN_DATABASE_URL") or (
+        f"sqlite+aiosqlite:///{default_data_dir() / 'agenda.db'}")
 
 
 class DatabaseUnavailable(RuntimeError):

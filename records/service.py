@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from records.db import Database
+from records.db import Database, default_data_dir
 from records.guard import is_unavailable
 from records.models import (
     Absence,
@@ -77,7 +77,7 @@ class BookingService:
     def __init__(self, *, db: Database, tz: str = "Europe/Paris",
                  now: Callable[[], datetime] | None = None, min_notice_min: int = 30,
                  horizon_days: int = 60, cancellation_notice_hours: int = 24,
-                 spool_path: str | Path = "var/records-spool.jsonl",
+                 spool_path: str | Path | None = None,
                  secret: bytes | None = None) -> None:
         self.db = db
         self.tz = ZoneInfo(tz)
@@ -85,7 +85,7 @@ class BookingService:
         self.min_notice = timedelta(minutes=min_notice_min)
         self.horizon_days = horizon_days
         self.cancellation_notice = timedelta(hours=cancellation_notice_hours)
-        self.spool = Spool(path=spool_path)
+        self.spool = Spool(path=spool_path or default_data_dir() / "records-spool.jsonl")
         self._tokens = PatientTokens(secret=secret or os.urandom(32))
 
     # ------------------------------------------------------------------ helpers

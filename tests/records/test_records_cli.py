@@ -1,0 +1,69 @@
+"""``twin db`` and ``twin agenda`` against a real SQLite file."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from twin.cli import main
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("TWIN_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TWIN_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    return CliRunner()
+
+
+def test_db_init_seed_and_agenda(cli: CliRunner) -> None:
+    r = cli.invoke(main, ["db", "init", "--seed"])
+    assert r.exit_code == 0, r.output
+    assert "revision 0001" in r.output
+    again = cli.invoke(main, ["db", "seed"])  # idempotent
+    assert again.exit_code == 0, again.output
+
+    outputs = []
+    for ahead in range(0, 14):
+        r = cli.invoke(main, ["agenda", "day", (date.today() + timedelta(days=ahead)).isoformat()])
+        assert r.exit_code == 0, r.output
+        outputs.append(r.output)
+    text = "".join(outputs)
+    # each demo patient has exactly one appointment: the second seed did not book again
+    for name in ("Paul Girard", "Sophie Laurent", "Nadia Benali", "Léa Laurent"):
+        assert text.count(name) == 1, text
+    assert "Dr Claire Morel" in text and "by staff:seed" in text
+
+    r = cli.invoke(main, ["agenda", "free", "-p", "docteur Adad", "--limit", "3"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 3 and all("Dr Karim Haddad" in x for x in lines)
+
+    r = cli.invoke(main, ["agenda", "audit", "--limit", "50"])
+    assert r.exit_code == 0 and "appointment.book" in r.output and "staff:seed" in r.output
+
+
+def test_staff_cancel_is_audited(cli: CliRunner) -> None:
+    assert cli.invoke(main, ["db", "init", "--seed"]).exit_code == 0
+    r = cli.invoke(main, ["agenda", "cancel", "1", "--staff", "alice", "--reason", "called"])
+    assert r.exit_code == 0, r.output
+    r = cli.invoke(main, ["agenda", "audit", "--limit", "1"])
+    assert "staff:alice" in r.output and "appointment.cancel" in r.output
+    r = cli.invoke(main, ["agenda", "cancel", "1", "--staff", "alice"])
+    assert r.exit_code != 0 and "no upcoming appointment" in r.output
+
+
+def test_clear_errors(cli: CliRunner, tmp_path: Path) -> None:
+    assert cli.invoke(main, ["db", "init", "--seed"]).exit_code == 0
+    r = cli.invoke(main, ["agenda", "free", "-p", "docteur Dubois"])
+    assert r.exit_code != 0 and "no practitioner matches" in r.output
+    r = cli.invoke(main, ["agenda", "day", "2026-02-30"])
+    assert r.exit_code != 0 and "does not exist" in r.output
+    r = cli.invoke(main, ["db", "migrate", "--down", "--revision", "base"])
+    assert r.exit_code == 0 and "-> empty" in r.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("practice: {}\n")
+    r = cli.invoke(main, ["db", "seed", "--profile", str(bad)])
+    assert r.exit_code != 0 and "bad.yaml" in r.output
