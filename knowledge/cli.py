@@ -133,3 +133,57 @@ def prompt(profile: Path | None) -> None:
     except ProfileError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(build_system_prompt(p, today=date.today()))
+
+
+@cli.command("bench")
+@click.option("--repeat", default=5, show_default=True, help="Passes over the labelled sets.")
+def bench(repeat: int) -> None:
+    """Time rule loading, profile loading, assess() and practice answers (p50/p95)."""
+    import logging
+    import time
+
+    from knowledge.evaluation import default_labelled_path, load_labelled
+    from knowledge.practice_info import TOPICS, answer_practice_question
+    from knowledge.profile import default_profile_path, load_profile
+    from knowledge.safety import SafetyRules
+
+    logging.getLogger("knowledge.safety").setLevel(logging.ERROR)
+
+    def report(name: str, samples: list[float]) -> None:
+        ordered = sorted(samples)
+
+        def pct(q: float) -> float:
+            return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+
+        click.echo(f"{name:<28} n={len(ordered):<6} p50 {pct(0.5):8.3f} ms   "
+                   f"p95 {pct(0.95):8.3f} ms   max {ordered[-1] * 1000:8.3f} ms")
+
+    def timed(fn: object, n: int) -> list[float]:
+        out = []
+        for _ in range(n):
+            started = time.perf_counter()
+            fn()  # type: ignore[operator]
+            out.append(time.perf_counter() - started)
+        return out
+
+    report("SafetyRules.load()", timed(SafetyRules.load, 10))
+    report("load_profile(demo)", timed(lambda: load_profile(default_profile_path()), 10))
+    rules = SafetyRules.load()
+    profile = load_profile(default_profile_path())
+    texts = [i.text for i in load_labelled()]
+    texts += [i.text for i in load_labelled(default_labelled_path().with_name(
+        "safety_fr_holdout.yaml"))]
+    samples = []
+    for _ in range(repeat):
+        for text in texts:
+            started = time.perf_counter()
+            rules.assess(text)
+            samples.append(time.perf_counter() - started)
+    report("assess(turn)", samples)
+    samples = []
+    for _ in range(repeat * 4):
+        for topic in TOPICS:
+            started = time.perf_counter()
+            answer_practice_question(profile, topic)
+            samples.append(time.perf_counter() - started)
+    report("answer_practice_question", samples)
