@@ -79,6 +79,8 @@ _TOKEN_FIXES: dict[str, str] = {
     "jy": "j y", "sarrete": "s arrete", "narrete": "n arrete", "mevanouir": "m evanouir",
     "setouffe": "s etouffe", "metouffe": "m etouffe", "jetouffe": "j etouffe",
     "sil": "s il", "taime": "t aime", "daccord": "d accord", "aujourdhui": "aujourd hui",
+    "dun": "d un", "dune": "d une", "lun": "l un", "lune": "l une", "quun": "qu un",
+    "quune": "qu une", "ny": "n y", "sy": "s y", "sen": "s en", "nen": "n en", "lon": "l on",
     "jvoudrais": "je voudrais", "voudrai": "voudrais", "rdv": "rendez vous",
 }
 _APOSTROPHES = str.maketrans({"’": "'", "`": "'", "´": "'", "œ": "oe", "Œ": "oe", "æ": "ae",

@@ -24,7 +24,9 @@ from knowledge.safety import (
     normalize,
 )
 
-HOLDOUT = default_labelled_path().with_name("safety_fr_holdout.yaml")
+HOLDOUTS = sorted(default_labelled_path().parent.glob("safety_fr_holdout*.yaml"))
+SETS = [default_labelled_path(), *HOLDOUTS]
+SET_IDS = ["main", *(p.stem for p in HOLDOUTS)]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,7 @@ def rules() -> SafetyRules:
     return SafetyRules.load()
 
 
-@pytest.mark.parametrize("path", [default_labelled_path(), HOLDOUT], ids=["main", "holdout"])
+@pytest.mark.parametrize("path", SETS, ids=SET_IDS)
 def test_red_flag_recall_is_total(rules: SafetyRules, path: Path) -> None:
     report = evaluate(rules, load_labelled(path))
     missed = [(it.text, v.category) for it, v in report.missed_red_flags]
@@ -43,7 +45,7 @@ def test_red_flag_recall_is_total(rules: SafetyRules, path: Path) -> None:
     assert not wrong_script
 
 
-@pytest.mark.parametrize("path", [default_labelled_path(), HOLDOUT], ids=["main", "holdout"])
+@pytest.mark.parametrize("path", SETS, ids=SET_IDS)
 def test_false_positives_stay_low(rules: SafetyRules, path: Path) -> None:
     report = evaluate(rules, load_labelled(path))
     assert report.negatives_total >= 30
@@ -95,7 +97,7 @@ _VARIANTS = {
 def test_red_flags_survive_asr_variants(rules: SafetyRules, variant: str) -> None:
     transform = _VARIANTS[variant]
     missed = []
-    for item in load_labelled():
+    for item in [i for path in SETS for i in load_labelled(path)]:
         if item.label in ("emergency", "suicide"):
             verdict = rules.assess(transform(item.text))
             if not verdict.is_red_flag:
