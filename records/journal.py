@@ -1,0 +1,149 @@
+"""Staff messages, call records, the audit helper and actor/patient checks.
+
+The base of :class:`records.service.BookingService` (kept apart to keep modules small).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from records.db import Database
+from records.guard import is_unavailable
+from records.models import AuditLog, Call, Practitioner, StaffMessage
+from records.patients import PatientTokens
+from records.schemas import InvalidRequestError, MessageOutcome, RecordsError, VerifiedPatient
+from records.spool import Spool
+
+__all__ = ["MESSAGE_KINDS", "Journal"]
+
+logger = logging.getLogger(__name__)
+
+MESSAGE_KINDS = ("callback", "prescription_renewal", "results", "medical_question", "other")
+
+
+class Journal:
+    """Messages for the staff, call records and the audit log of one practice."""
+
+    db: Database
+    spool: Spool
+    _tokens: PatientTokens
+
+    @staticmethod
+    def _audit(session: AsyncSession, *, actor: str, action: str, entity: str,
+               entity_id: Any, call_id: str | None, details: dict[str, Any]) -> None:
+        session.add(AuditLog(at=datetime.now(UTC), actor=actor, call_id=call_id, action=action,
+                             entity=entity, entity_id=None if entity_id is None else str(entity_id),
+                             details=details))
+
+    @staticmethod
+    def _check_actor(actor: str) -> None:
+        if not isinstance(actor, str) or ":" not in actor or not actor.split(":", 1)[1]:
+            raise InvalidRequestError(
+                f"actor {actor!r} must name who acts, e.g. 'assistant:call-42' or 'staff:alice'")
+
+    def _allowed_ids(self, patient: VerifiedPatient) -> set[int]:
+        if not isinstance(patient, VerifiedPatient) or not self._tokens.valid(patient):
+            raise InvalidRequestError("patient identity was not verified by this service")
+        return {patient.patient_id}
+
+
+    # ------------------------------------------------------------------ messages and calls
+
+    def _new_message(self, s: AsyncSession, *, kind: str, body: str, actor: str,
+                     call_id: str | None, caller_name: str | None = None,
+                     caller_birth_date: str | None = None, callback_number: str | None = None,
+                     patient_id: int | None = None, practitioner_id: str | None = None,
+                     urgent: bool = False) -> StaffMessage:
+        msg = StaffMessage(kind=kind, body=body, caller_name=caller_name,
+                           caller_birth_date=caller_birth_date, callback_number=callback_number,
+                           patient_id=patient_id, practitioner_id=practitioner_id, urgent=urgent,
+                           created_by=actor, call_id=call_id, created_at=datetime.now(UTC))
+        s.add(msg)
+        s.add(AuditLog(at=datetime.now(UTC), actor=actor, call_id=call_id,
+                       action="message.create", entity="staff_message", entity_id=None,
+                       details={"kind": kind, "urgent": urgent}))
+        return msg
+
+    async def leave_message(self, *, kind: str, body: str, actor: str,
+                            call_id: str | None = None, patient: VerifiedPatient | None = None,
+                            caller_name: str | None = None,
+                            caller_birth_date: str | None = None,
+                            callback_number: str | None = None,
+                            practitioner_id: str | None = None,
+                            urgent: bool = False) -> MessageOutcome:
+        """Leave a message for the staff (no verification needed; nothing is revealed).
+
+        ``kind``: callback, prescription_renewal, results, medical_question or other. If the
+        database is down the message goes to the spool file (``status="spooled"``).
+        """
+        try:
+            self._check_actor(actor)
+            if kind not in MESSAGE_KINDS:
+                raise InvalidRequestError(f"kind must be one of {', '.join(MESSAGE_KINDS)}")
+            if not body or not body.strip():
+                raise InvalidRequestError("the message is empty")
+            patient_id = next(iter(self._allowed_ids(patient))) if patient else None
+        except RecordsError as exc:
+            return MessageOutcome(status="invalid", message=str(exc))
+        fields: dict[str, Any] = {"kind": kind, "body": body.strip(), "caller_name": caller_name,
+                  "caller_birth_date": caller_birth_date, "callback_number": callback_number,
+                  "patient_id": patient_id, "practitioner_id": practitioner_id,
+                  "urgent": urgent}
+        try:
+            async with self.db.write() as s:
+                if practitioner_id and await s.get(Practitioner, practitioner_id) is None:
+                    fields["body"] = f"{fields['body']} (for: {practitioner_id})"
+                    fields["practitioner_id"] = None
+                msg = self._new_message(s, actor=actor, call_id=call_id, **fields)
+                await s.flush()
+            return MessageOutcome(status="saved", message_id=msg.id, message="message saved")
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            kept = {("message_kind" if k == "kind" else k): v for k, v in fields.items()}
+            await self.spool.append("message", {"actor": actor, "call_id": call_id, **kept,
+                                                "error": str(exc)[:300]})
+            return MessageOutcome(status="spooled", message="database unavailable: message "
+                                                            "kept in the spool file for staff")
+
+    async def start_call(self, *, call_id: str, caller_number: str | None = None,
+                         actor: str = "assistant:telephony") -> bool:
+        """Record the start of a call (idempotent). False if the database is down."""
+        return await self._call_write(call_id, actor, "call.start", {
+            "caller_number": caller_number}, caller_number=caller_number)
+
+    async def end_call(self, *, call_id: str, outcome: str, handoff_reason: str | None = None,
+                       summary: str | None = None, patient_id: int | None = None,
+                       actor: str = "assistant:telephony") -> bool:
+        """Record how a call ended (``booked``, ``message``, ``handoff``, ``hangup``...)."""
+        return await self._call_write(call_id, actor, "call.end", {
+            "outcome": outcome, "handoff_reason": handoff_reason}, outcome=outcome,
+            handoff_reason=handoff_reason, summary=summary, patient_id=patient_id)
+
+    async def _call_write(self, call_id: str, actor: str, action: str,
+                          details: dict[str, Any], **values: Any) -> bool:
+        try:
+            async with self.db.write() as s:
+                call = await s.get(Call, call_id)
+                now = datetime.now(UTC)
+                if call is None:
+                    call = Call(id=call_id, started_at=now)
+                    s.add(call)
+                if action == "call.end":
+                    call.ended_at = now
+                for key, value in values.items():
+                    if value is not None:
+                        setattr(call, key, value)
+                self._audit(s, actor=actor, action=action, entity="call", entity_id=call_id,
+                            call_id=call_id, details=details)
+            return True
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            await self.spool.append(action, {"call_id": call_id, **details, **{
+                k: v for k, v in values.items() if k != "patient_id"}})
+            return False
