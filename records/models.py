@@ -190,7 +190,7 @@ class Patient(Base):
     last_name: Mapped[str] = mapped_column(String(100))
     # Lower-case, accent-free "first last" used for identity checks.
     name_key: Mapped[str] = mapped_column(String(220), index=True)
-    birth_date: Mapped[date] = mapped_column(Date)
+    birth_date: Mapped[date] = mapped_column(Date, index=True)
     phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
     # A dependent (child) is linked to the guardian who may act for them.
     guardian_id: Mapped[int | None] = mapped_column(

@@ -21,7 +21,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 def test_db_init_seed_and_agenda(cli: CliRunner) -> None:
     r = cli.invoke(main, ["db", "init", "--seed"])
     assert r.exit_code == 0, r.output
-    assert "revision 0001" in r.output
+    assert "revision 0002" in r.output
     again = cli.invoke(main, ["db", "seed"])  # idempotent
     assert again.exit_code == 0, again.output
 

@@ -30,7 +30,7 @@ async def test_migrations_up_down_up(db_url: str) -> None:
     try:
         await db.migrate()
         await db.migrate()  # idempotent
-        assert await db.current_revision() == "0001"
+        assert await db.current_revision() == "0002"
         assert set(Base.metadata.tables) <= await _tables(db)
 
         from alembic.autogenerate import compare_metadata
@@ -42,6 +42,10 @@ async def test_migrations_up_down_up(db_url: str) -> None:
         assert diff == [], f"models and migrations disagree: {diff}"
 
         await seed_demo(db, today=date(2026, 11, 30))
+        await db.downgrade("0001")  # one step down keeps the data
+        assert await db.current_revision() == "0001"
+        assert len(await BookingService(db=db, now=lambda: NOW).list_practitioners()) == 2
+        await db.migrate()
         await db.downgrade("base")
         assert await _tables(db) <= {"alembic_version"}
         assert await db.current_revision() is None
