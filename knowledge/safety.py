@@ -81,7 +81,8 @@ _TOKEN_FIXES: dict[str, str] = {
     "sil": "s il", "taime": "t aime", "daccord": "d accord", "aujourdhui": "aujourd hui",
     "dun": "d un", "dune": "d une", "lun": "l un", "lune": "l une", "quun": "qu un",
     "quune": "qu une", "ny": "n y", "sy": "s y", "sen": "s en", "nen": "n en", "lon": "l on",
-    "jvoudrais": "je voudrais", "voudrai": "voudrais", "rdv": "rendez vous",
+    "jvoudrais": "je voudrais", "nouveaune": "nouveau ne", "nouveaunee": "nouveau nee",
+    "nouveaunes": "nouveau nes", "voudrai": "voudrais", "rdv": "rendez vous",
 }
 _APOSTROPHES = str.maketrans({"’": "'", "`": "'", "´": "'", "œ": "oe", "Œ": "oe", "æ": "ae",
                               "Æ": "ae", "ß": "ss"})
@@ -113,6 +114,21 @@ def _vocabulary(patterns: Iterable[str]) -> frozenset[str]:
     return frozenset(words)
 
 
+# Short words an elision is glued to ("leau", "lair", "dun"); longer ones come from the rules.
+_SHORT_AFTER_ELISION = frozenset({"eau", "air", "oeil", "aie", "ont", "est", "ete", "os"})
+# Real words that look like a glued elision of a rule word.
+_NOT_ELISIONS = frozenset({"savoir", "savez", "savait", "sentir", "sont", "maux", "mais", "moins",
+                           "celui", "celle", "cette", "cela", "leur", "leurs", "lequel", "laquelle",
+                           "tenir", "tenez", "tout", "toute", "tous", "sauf", "soit"})
+
+
+def _known(word: str, vocabulary: frozenset[str]) -> bool:
+    """A rule word of 5+ letters (or a stem of one: ``affaisse``), or a known short word."""
+    if len(word) < 5:
+        return word in _SHORT_AFTER_ELISION
+    return word in vocabulary or any(word[:k] in vocabulary for k in range(len(word) - 1, 4, -1))
+
+
 def split_elisions(normalized: str, vocabulary: frozenset[str]) -> str:
     """Split elisions transcribed without the apostrophe: ``dasthme`` -> ``d asthme``.
 
@@ -124,7 +140,8 @@ def split_elisions(normalized: str, vocabulary: frozenset[str]) -> str:
     out = []
     for token in normalized.split():
         m = _ELISION_RE.match(token)
-        if m and token not in vocabulary and m.group(2) in vocabulary:
+        if (m and token not in vocabulary and token not in _NOT_ELISIONS
+                and _known(m.group(2), vocabulary)):
             out.append(f"{m.group(1)} {m.group(2)}")
         else:
             out.append(token)

@@ -48,7 +48,7 @@ def test_red_flag_recall_is_total(rules: SafetyRules, path: Path) -> None:
 @pytest.mark.parametrize("path", SETS, ids=SET_IDS)
 def test_false_positives_stay_low(rules: SafetyRules, path: Path) -> None:
     report = evaluate(rules, load_labelled(path))
-    assert report.negatives_total >= 30
+    assert report.negatives_total >= 25
     assert report.false_positive_rate <= 0.05, [(it.text, v.category, v.matched)
                                                 for it, v in report.items
                                                 if it.label == "none" and v.category != "none"]
@@ -293,3 +293,13 @@ def test_red_flag_across_turns(rules: SafetyRules) -> None:
     assert rules.assess("est-ce que c'est grave ?", context=[first]).category == "medical_advice"
     # A red flag already in the context alone is not raised again on a later turn.
     assert rules.assess("oui", context=["il a du mal à respirer"]).category == "none"
+
+
+def test_split_elisions_only_where_safe(rules: SafetyRules) -> None:
+    from knowledge.safety import split_elisions
+
+    text = normalize("crise dasthme, leau bouillante, il saffaisse, dans lescalier")
+    assert split_elisions(text, rules.vocabulary) == (
+        "crise d asthme l eau bouillante il s affaisse dans l escalier")
+    ordinary = normalize("je voudrais savoir s ils sont là, mais maux de tête, tout le monde")
+    assert split_elisions(ordinary, rules.vocabulary) == ordinary
