@@ -170,9 +170,8 @@ def bench(repeat: int) -> None:
     report("load_profile(demo)", timed(lambda: load_profile(default_profile_path()), 10))
     rules = SafetyRules.load()
     profile = load_profile(default_profile_path())
-    texts = [i.text for i in load_labelled()]
-    texts += [i.text for i in load_labelled(default_labelled_path().with_name(
-        "safety_fr_holdout.yaml"))]
+    texts = [i.text for path in sorted(default_labelled_path().parent.glob("*.yaml"))
+             for i in load_labelled(path)]
     samples = []
     for _ in range(repeat):
         for text in texts:
