@@ -27,6 +27,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from records.guard import DatabaseUnavailable, is_unavailable
+
 __all__ = ["DEFAULT_URL", "MIGRATIONS_DIR", "Database", "DatabaseUnavailable", "default_data_dir",
            "default_url"]
 
@@ -50,10 +52,6 @@ def default_url() -> str:
     """``$TWIN_DATABASE_URL``, else SQLite in the data folder (``agenda.db``)."""
     return os.environ.get("TWIN_DATABASE_URL") or (
         f"sqlite+aiosqlite:///{default_data_dir() / 'agenda.db'}")
-
-
-class DatabaseUnavailable(RuntimeError):
-    """The records database cannot be reached (down, disk full, connection lost)."""
 
 
 class Database:
@@ -106,10 +104,17 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A read session (no transaction lock)."""
+        """A read session (no transaction lock); connection problems raise
+        :class:`DatabaseUnavailable` with a plain message."""
         read, _ = self._makers()
-        async with read() as session:
-            yield session
+        try:
+            async with read() as session:
+                yield session
+        except Exception as exc:
+            if is_unavailable(exc) and not isinstance(exc, DatabaseUnavailable):
+                raise DatabaseUnavailable(
+                    f"records database {self.safe_url} unavailable: {exc}") from exc
+            raise
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:

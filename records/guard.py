@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["is_unavailable"]
+__all__ = ["DatabaseUnavailable", "is_unavailable"]
 
 # asyncpg errors that mean "cannot talk to the database now" (raised unwrapped on connect).
 _ASYNCPG_UNAVAILABLE = (
@@ -12,8 +12,14 @@ _ASYNCPG_UNAVAILABLE = (
 )
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The records database cannot be reached (down, disk full, connection lost)."""
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """True for lost/refused connections, timeouts, a locked or vanished database file."""
+    if isinstance(exc, DatabaseUnavailable):
+        return True
     from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
     if isinstance(exc, IntegrityError):

@@ -285,11 +285,22 @@ class BookingService(Journal):
                                  message=f"birth date {born} is in the future")
         if not full_name or not full_name.strip():
             return IdentityCheck(status="not_verified", birth_date=born, message="no name given")
+        try:
+            return await self._verify(full_name, born, str(birth_date), actor, call_id)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            logger.warning("identity check impossible, database unavailable: %s", exc)
+            return IdentityCheck(status="unavailable", birth_date=born,
+                                 message="records database unavailable; cannot check identity")
+
+    async def _verify(self, full_name: str, born: date, said: str, actor: str,
+                      call_id: str | None) -> IdentityCheck:
         async with self.db.write() as s:
             match = await match_identity(s, full_name=full_name, birth_date=born)
             self._audit(s, actor=actor, action=f"identity.{match.status}", entity="patient",
                         entity_id=match.patient.id if match.patient else None, call_id=call_id,
-                        details={"name_given": full_name, "birth_date_given": str(birth_date)})
+                        details={"name_given": full_name, "birth_date_given": said})
             if match.status == "verified" and match.patient is not None:
                 verified = await to_verified(s, match.patient, self._tokens)
                 return IdentityCheck(status="verified", patient=verified, birth_date=born,

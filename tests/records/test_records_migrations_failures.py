@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import event, func, inspect, select
 
-from records import BookingService, Database, PatientDetails, seed_demo
+from records import BookingService, Database, DatabaseUnavailable, PatientDetails, seed_demo
 from records.models import Appointment, AuditLog, Base, Patient
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -140,6 +140,10 @@ async def test_database_down_keeps_messages_and_requests(pg_databases, tmp_path:
         assert await svc.start_call(call_id="call-4", caller_number="0600000000") is False
         cancel = await svc.cancel(appointment_id=1, actor="staff:alice")
         assert cancel.status == "unavailable"
+        check = await svc.verify_identity(full_name="Paul Girard", birth_date="4 juin 1978")
+        assert check.status == "unavailable" and check.patient is None
+        with pytest.raises(DatabaseUnavailable, match="unavailable"):
+            await svc.find_free_slots(practitioner="morel")
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
