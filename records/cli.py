@@ -213,6 +213,27 @@ def agenda_messages(url: str | None, limit: int) -> None:
                    f" from {who} ({m.callback_number or 'no number'}) via {m.created_by}: {m.body}")
 
 
+@agenda.command("calls")
+@_url_option
+@click.option("--limit", default=20, show_default=True)
+def agenda_calls(url: str | None, limit: int) -> None:
+    """Recent calls: caller number, times, outcome, handoff reason."""
+    from sqlalchemy import select
+
+    from records.models import Call
+
+    async def work(database: Any) -> list[Any]:
+        async with database.session() as s:
+            return list((await s.scalars(select(Call).order_by(
+                Call.started_at.desc()).limit(limit))).all())
+
+    for c in _run(url, work):
+        length = f"{(c.ended_at - c.started_at).total_seconds():.0f} s" if c.ended_at else "open"
+        click.echo(f"{c.started_at:%Y-%m-%d %H:%M} UTC {c.id:<24} {c.caller_number or '-':<16} "
+                   f"{length:>7}  {c.outcome or '-'}"
+                   + (f" (handoff: {c.handoff_reason})" if c.handoff_reason else ""))
+
+
 @agenda.command("audit")
 @_url_option
 @click.option("--limit", default=20, show_default=True)

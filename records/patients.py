@@ -15,7 +15,7 @@ from records.names import name_key, similarity
 from records.schemas import DependentInfo, PatientDetails, VerifiedPatient
 
 __all__ = ["FUZZY_NAME_THRESHOLD", "IdentityMatch", "PatientTokens", "find_or_create_patient",
-           "match_identity", "split_full_name", "to_verified"]
+           "match_identity", "patient_problem", "split_full_name", "to_verified"]
 
 FUZZY_NAME_THRESHOLD = 0.85
 _HONORIFICS = frozenset({"monsieur", "madame", "mademoiselle", "mme", "mlle", "mr", "m",
@@ -120,3 +120,18 @@ async def find_or_create_patient(session: AsyncSession, details: PatientDetails,
     session.add(patient)
     await session.flush()
     return patient, "created"
+
+
+def patient_problem(p: PatientDetails, today: date) -> str | None:
+    """Why these details cannot be booked, or None."""
+    if not isinstance(p, PatientDetails):
+        return "patient details missing"
+    if not p.last_name or not p.last_name.strip() or not p.first_name or not p.first_name.strip():
+        return "the patient's first and last name are needed"
+    if not isinstance(p.birth_date, date):
+        return "the patient's birth date is needed"
+    if p.birth_date > today:
+        return f"birth date {p.birth_date} is in the future"
+    if p.birth_date.year < today.year - 125:
+        return f"birth date {p.birth_date} is not plausible"
+    return None

@@ -36,10 +36,13 @@ from records.models import (
     Patient,
     Practitioner,
 )
+from records.names import similarity
 from records.patients import (
+    FUZZY_NAME_THRESHOLD,
     PatientTokens,
     find_or_create_patient,
     match_identity,
+    patient_problem,
     to_verified,
 )
 from records.reference import Reference, load_reference
@@ -320,17 +323,25 @@ class BookingService(Journal):
     # ------------------------------------------------------------------ booking
 
     async def book(self, *, practitioner_id: str, appointment_type: str,
-                   start: datetime | str, patient: PatientDetails, actor: str,
-                   call_id: str | None = None,
+                   start: datetime | str, patient: PatientDetails | VerifiedPatient,
+                   actor: str, call_id: str | None = None,
                    guardian: VerifiedPatient | None = None) -> BookingOutcome:
         """Book a slot; never raises for expected failures (see ``BookingOutcome``).
 
-        ``guardian``: a verified parent booking for a child; a new child is linked to them.
+        ``patient``: the details the caller gave (the patient is found by exact name and
+        birth date, or created), or a ``VerifiedPatient`` (books for that very record).
+        ``guardian``: a verified parent booking for a child; the child is matched among
+        their dependents (tolerant name, exact birth date) or created and linked to them.
         """
+        patient_id = None
         try:
             self._check_actor(actor)
             when = self._local(start)
-            problem = _patient_problem(patient, self.now().date())
+            if isinstance(patient, VerifiedPatient):
+                patient_id = next(iter(self._allowed_ids(patient)))
+                patient = PatientDetails(patient.first_name, patient.last_name,
+                                         patient.birth_date)
+            problem = patient_problem(patient, self.now().date())
             if problem:
                 return BookingOutcome(status="invalid", message=problem)
             guardian_id = None
@@ -340,7 +351,7 @@ class BookingService(Journal):
             return BookingOutcome(status="invalid", message=str(exc))
         try:
             return await self._book(practitioner_id, appointment_type, when, patient, actor,
-                                    call_id, guardian_id)
+                                    call_id, guardian_id, patient_id)
         except IntegrityError:
             return BookingOutcome(status="slot_taken",
                                   message=f"{when:%Y-%m-%d %H:%M} was booked by someone else")
@@ -358,7 +369,7 @@ class BookingService(Journal):
 
     async def _book(self, practitioner: str, code: str, when: datetime,
                     details: PatientDetails, actor: str, call_id: str | None,
-                    guardian_id: int | None) -> BookingOutcome:
+                    guardian_id: int | None, patient_id: int | None) -> BookingOutcome:
         async with self.db.write() as s:
             ref = await load_reference(s)
             try:
@@ -374,8 +385,10 @@ class BookingService(Journal):
                 status, reason = problem
                 return BookingOutcome(status=status, message=reason)  # type: ignore[arg-type]
             try:
-                person, how = await find_or_create_patient(s, details, now=self.now(),
-                                                           guardian_id=guardian_id)
+                known = await self._known_patient(s, details, patient_id, guardian_id)
+                person, how = (known, "existing") if known is not None else \
+                    await find_or_create_patient(s, details, now=self.now(),
+                                                 guardian_id=guardian_id)
             except LookupError as exc:
                 msg = self._new_message(
                     s, kind="callback", actor=actor, call_id=call_id,
@@ -402,6 +415,20 @@ class BookingService(Journal):
             slot = self._slot(ref, appt)
         return BookingOutcome(status="booked", appointment_id=appt.id, slot=slot,
                               message=f"booked {atype.code} with {pid} at {when:%Y-%m-%d %H:%M}")
+
+    @staticmethod
+    async def _known_patient(s: AsyncSession, details: PatientDetails, patient_id: int | None,
+                             guardian_id: int | None) -> Patient | None:
+        if patient_id is not None:
+            return await s.get(Patient, patient_id)
+        if guardian_id is None:
+            return None
+        children = (await s.scalars(select(Patient).where(
+            Patient.guardian_id == guardian_id,
+            Patient.birth_date == details.birth_date))).all()
+        said = f"{details.first_name} {details.last_name}"
+        close = [c for c in children if similarity(said, c.full_name) >= FUZZY_NAME_THRESHOLD]
+        return close[0] if len(close) == 1 else None
 
     @staticmethod
     async def _type_rule_problem(s: AsyncSession, atype: Any, patient_id: int,
@@ -572,16 +599,3 @@ class BookingService(Journal):
                              == (await load_reference(s)).resolve_practitioner(practitioner))
             return await self._appointments(s, *where)
 
-
-def _patient_problem(p: PatientDetails, today: date) -> str | None:
-    if not isinstance(p, PatientDetails):
-        return "patient details missing"
-    if not p.last_name or not p.last_name.strip() or not p.first_name or not p.first_name.strip():
-        return "the patient's first and last name are needed"
-    if not isinstance(p.birth_date, date):
-        return "the patient's birth date is needed"
-    if p.birth_date > today:
-        return f"birth date {p.birth_date} is in the future"
-    if p.birth_date.year < today.year - 125:
-        return f"birth date {p.birth_date} is not plausible"
-    return None

@@ -71,5 +71,6 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   set -euo pipefail
   _twin_services "$@"
 else
-  _twin_services "$@" || { echo "services.sh: PostgreSQL could not be started" >&2; false; }
+  # Sourced: the caller's own arguments (e.g. pytest's) are not for us.
+  _twin_services || { echo "services.sh: PostgreSQL could not be started" >&2; false; }
 fi

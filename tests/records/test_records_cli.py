@@ -67,3 +67,28 @@ def test_clear_errors(cli: CliRunner, tmp_path: Path) -> None:
     bad.write_text("practice: {}\n")
     r = cli.invoke(main, ["db", "seed", "--profile", str(bad)])
     assert r.exit_code != 0 and "bad.yaml" in r.output
+
+
+def test_calls_and_messages_views(cli: CliRunner, tmp_path: Path) -> None:
+    import asyncio
+
+    from records import BookingService, Database
+
+    assert cli.invoke(main, ["db", "init"]).exit_code == 0
+
+    async def record() -> None:
+        db = Database(url=f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+        svc = BookingService(db=db, spool_path=tmp_path / "spool.jsonl")
+        await svc.start_call(call_id="call-77", caller_number="+33612345678")
+        await svc.leave_message(kind="results", body="Résultats de prise de sang",
+                                actor="assistant:call-77", call_id="call-77",
+                                caller_name="Nadia Benali", callback_number="0761228014")
+        await svc.end_call(call_id="call-77", outcome="handoff", handoff_reason="results")
+        await db.dispose()
+
+    asyncio.run(record())
+    r = cli.invoke(main, ["agenda", "calls"])
+    assert r.exit_code == 0 and "call-77" in r.output and "handoff: results" in r.output
+    r = cli.invoke(main, ["agenda", "messages"])
+    assert r.exit_code == 0 and "Résultats de prise de sang" in r.output and "Nadia" in r.output
+

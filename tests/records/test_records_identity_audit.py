@@ -125,3 +125,28 @@ async def test_every_write_is_audited_with_its_actor(service: BookingService) ->
         assert rows[2].details["reason"] == "sick"
         failed = (await s.scalars(select(AuditLog).where(AuditLog.call_id == "call-6"))).one()
         assert failed.action == "identity.mismatch"
+
+
+async def test_booking_for_a_fuzzily_verified_patient_uses_their_record(
+        service: BookingService) -> None:
+    check = await service.verify_identity(full_name="Paul Girar", birth_date="4 juin 1978")
+    assert check.status == "verified" and check.patient is not None
+    out = await service.book(practitioner_id="morel", appointment_type="consultation",
+                             start=datetime.combine(date(2026, 12, 1), time(10, 0), tzinfo=PARIS),
+                             patient=check.patient, actor="assistant:call-8")
+    assert out.ok, out.message
+    # a misheard child's name under a verified parent finds the existing child
+    sophie = (await service.verify_identity(full_name="Sophie Laurent",
+                                            birth_date=date(1991, 2, 22))).patient
+    child = await service.book(practitioner_id="morel", appointment_type="consultation_enfant",
+                               start=datetime.combine(date(2026, 12, 1), time(11, 0),
+                                                      tzinfo=PARIS),
+                               patient=PatientDetails("Léa", "Laurant", date(2018, 5, 10)),
+                               guardian=sophie, actor="assistant:call-8")
+    assert child.ok, child.message
+    async with service.db.session() as s:
+        assert len((await s.scalars(select(Patient).where(
+            Patient.last_name.in_(["Girar", "Laurant"])))).all()) == 0  # no duplicates
+    assert sophie is not None
+    appts = await service.upcoming_appointments(patient=sophie)
+    assert sum(a.patient_name == "Léa Laurent" for a in appts) == 2
