@@ -44,7 +44,7 @@ UNKNOWN_ANSWER_FR = ("Je n'ai pas cette information. Je peux laisser un message 
                      "qui vous rappellera.")
 
 TOPICS: tuple[str, ...] = (
-    "hours", "address", "access", "phone", "tariffs", "payments", "carte_vitale",
+    "hours", "hours_today", "address", "access", "phone", "tariffs", "payments", "carte_vitale",
     "tiers_payant", "documents", "practitioners", "home_visits", "cancellation",
     "out_of_hours", "emergency",
 )
@@ -68,6 +68,9 @@ _KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
                 "fauteuil", "handicap", "ascenseur", "etage", "venir")),
     ("address", ("adresse", "ou se trouve", "ou etes vous", "situe", "ou est le cabinet")),
     ("phone", ("numero", "telephone")),
+    ("hours_today", ("ouvert aujourd hui", "ouvert ce", "ouvert maintenant", "ouvert en ce moment",
+                     "ferme aujourd hui", "ferme ce", "aujourd hui ouvert", "horaires aujourd hui",
+                     "horaires d aujourd hui", "ouvrez aujourd hui", "ouvre aujourd hui")),
     ("hours", ("horaire", "heure", "ouvert", "ouvre", "ferme", "fermeture")),
     ("practitioners", ("medecin", "praticien", "docteur", "specialiste", "specialite",
                        "dermatologue", "generaliste")),
@@ -235,6 +238,28 @@ def _hours(profile: PracticeProfile, topic: str, now: datetime) -> str:
     return text
 
 
+def _hours_today(profile: PracticeProfile, topic: str, now: datetime) -> str:
+    today = now.date()
+    closure = profile.closure_on(today)
+    ranges = profile.hours.ranges(today)
+    if closure or not ranges:
+        text = "Aujourd'hui, le cabinet est fermé" + (f" : {closure.reason}." if closure and
+                                                      closure.reason else ".")
+    else:
+        text = f"Aujourd'hui, le cabinet est ouvert {_ranges(ranges)}."
+        current = next((r for r in ranges if r.contains(now.time())), None)
+        text += (f" En ce moment, il est ouvert jusqu'à {say_time(current.end)}." if current
+                 else " En ce moment, il est fermé.")
+    if not profile.is_open_at(now):
+        nxt = _next_opening(profile, now)
+        if nxt is not None:
+            when = ("aujourd'hui" if nxt.date() == today else
+                    f"demain, {say_date(nxt.date())}," if nxt.date() == today + timedelta(days=1)
+                    else say_date(nxt.date(), today=today))
+            text += f" Il rouvre {when} à {say_time(nxt)}."
+    return text
+
+
 def _closure_sentence(start: date, end: date, reason: str, today: date) -> str:
     if start == end:
         when = f"le {say_date(start, today=today)}"
@@ -336,6 +361,7 @@ def _emergency(profile: PracticeProfile, topic: str, now: datetime) -> str:
 
 _HANDLERS: dict[str, Callable[[PracticeProfile, str, datetime], str]] = {
     "hours": _hours,
+    "hours_today": _hours_today,
     "address": _address,
     "access": _access,
     "phone": _phone,

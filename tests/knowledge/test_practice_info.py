@@ -49,6 +49,20 @@ def test_hours_lunch_break_and_reopening(profile: PracticeProfile) -> None:
     assert "Il rouvre lundi 30 novembre à 8 heures 30" in a
 
 
+def test_hours_today(profile: PracticeProfile) -> None:
+    ask = lambda t, now: answer_practice_question(profile, t, now=now)  # noqa: E731
+    assert ask("hours_today", MONDAY_9) == (
+        "Aujourd'hui, le cabinet est ouvert de 8 heures 30 à 12 heures 30 et de 14 heures à "
+        "19 heures. En ce moment, il est ouvert jusqu'à 12 heures 30.")
+    lunch = ask("vous êtes ouvert cet après-midi ?", datetime(2026, 11, 30, 12, 45))
+    assert "En ce moment, il est fermé. Il rouvre aujourd'hui à 14 heures." in lunch
+    sunday = ask("hours_today", datetime(2026, 11, 29, 10, 0))
+    assert sunday.startswith("Aujourd'hui, le cabinet est fermé.")
+    assert "Il rouvre demain, lundi 30 novembre, à 8 heures 30." in sunday
+    christmas = ask("hours_today", datetime(2026, 12, 25, 10, 0))
+    assert christmas.startswith("Aujourd'hui, le cabinet est fermé : Fermeture de Noël.")
+
+
 def test_hours_closures(profile: PracticeProfile) -> None:
     a = answer_practice_question(profile, "hours", now=datetime(2026, 12, 10, 9, 0))
     assert "fermé du jeudi 24 décembre au samedi 26 décembre, fermeture de Noël" in a
