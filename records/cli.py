@@ -274,6 +274,48 @@ def agenda_cancel(url: str | None, appointment_id: int, staff: str, reason: str)
     click.echo(out.message)
 
 
+@agenda.command("sync")
+@_url_option
+@click.option("--calendar", "calendars", multiple=True, required=True, metavar="ID=URL",
+              help="Practitioner id and CalDAV calendar URL; repeat per practitioner.")
+@click.option("--username", envvar="TWIN_CALDAV_USERNAME", default=None, show_envvar=True)
+@click.option("--password", envvar="TWIN_CALDAV_PASSWORD", default=None, show_envvar=True,
+              help="Better given through the environment variable.")
+@click.option("--create", is_flag=True, help="Create missing calendars (MKCALENDAR).")
+def agenda_sync(url: str | None, calendars: tuple[str, ...], username: str | None,
+                password: str | None, create: bool) -> None:
+    """Sync the agenda with CalDAV calendars, both ways, once."""
+    from records.caldav_client import CalDavCalendar, CalDavError
+    from records.caldav_sync import CalDavSync
+
+    targets: dict[str, CalDavCalendar] = {}
+    for item in calendars:
+        pid, sep, cal_url = item.partition("=")
+        if not sep or not pid or not cal_url.startswith(("http://", "https://")):
+            raise click.BadParameter(f"{item!r}: use PRACTITIONER_ID=https://server/calendar/")
+        targets[pid] = CalDavCalendar(url=cal_url, username=username, password=password)
+
+    async def work(database: Any) -> Any:
+        try:
+            if create:
+                for cal in targets.values():
+                    await cal.ensure_exists()
+            return await CalDavSync(db=database, calendars=targets).sync_once()
+        finally:
+            for cal in targets.values():
+                await cal.aclose()
+
+    try:
+        report = _run(url, work)
+    except CalDavError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"pushed {report.pushed}, deleted {report.deleted_remote}, busy +{report.busy_added}"
+               f"/-{report.busy_removed}, moved {report.moved}, cancelled {report.cancelled}, "
+               f"conflicts {report.conflicts}")
+    if report.errors:
+        raise click.ClickException("; ".join(report.errors))
+
+
 @agenda.command("spool")
 def agenda_spool() -> None:
     """Requests kept on disk while the database was unreachable."""

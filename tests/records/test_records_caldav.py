@@ -218,3 +218,24 @@ async def test_calendar_down_bookings_still_happen_and_sync_later(
     assert out.appointment_id is not None
     assert await cal.get_event(appointment_uid(out.appointment_id)) is not None
     await cal.aclose()
+
+
+def test_cli_sync(radicale: Radicale, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from twin.cli import main
+
+    monkeypatch.setenv("TWIN_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'sync.db'}")
+    monkeypatch.setenv("TWIN_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "init", "--seed"]).exit_code == 0
+    args = ["agenda", "sync", "--calendar", f"morel={radicale.base}morel/", "--calendar",
+            f"haddad={radicale.base}haddad/", "--username", "twin", "--create"]
+    r = runner.invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "pushed 4" in r.output  # the four seeded demo appointments
+    radicale.stop()
+    r = runner.invoke(main, args)
+    assert r.exit_code != 0 and "unreachable" in r.output
+    r = runner.invoke(main, ["agenda", "sync", "--calendar", "morel"])
+    assert r.exit_code != 0 and "PRACTITIONER_ID=" in r.output

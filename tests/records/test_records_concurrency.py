@@ -35,7 +35,7 @@ async def _race(url: str, tmp_path: Path, *, pools: int) -> None:
     services = [BookingService(db=d, now=lambda: NOW, spool_path=tmp_path / "spool.jsonl")
                 for d in dbs]
 
-    async def attempt(i: int) -> tuple[int, datetime, str, int | None]:
+    async def attempt(i: int) -> tuple[int, datetime, str, int | None, str]:
         start = SLOTS[i % len(SLOTS)]
         if i % 7 == 3:  # some callers ask 10 minutes later: overlaps the same slot
             start += timedelta(minutes=10)
@@ -43,13 +43,16 @@ async def _race(url: str, tmp_path: Path, *, pools: int) -> None:
         out = await services[i % pools].book(
             practitioner_id="morel", appointment_type="consultation", start=start,
             patient=patient, actor=f"assistant:call-{i}", call_id=f"call-{i}")
-        return i, start, out.status, out.appointment_id
+        return i, start, out.status, out.appointment_id, out.message
 
     try:
         results = await asyncio.gather(*(attempt(i) for i in range(ATTEMPTS)))
         statuses = [r[2] for r in results]
         assert set(statuses) <= {"booked", "slot_taken"}, statuses
         assert statuses.count("slot_taken") == ATTEMPTS - statuses.count("booked")
+        for _, start, status, appointment_id, message in results:
+            if status == "slot_taken":  # a clear outcome: no id, a reason naming the time
+                assert appointment_id is None and f"{start:%H:%M}" in message, message
         async with dbs[0].session() as s:
             rows = (await s.scalars(select(Appointment).where(
                 Appointment.practitioner_id == "morel", Appointment.status == "booked",
