@@ -76,12 +76,26 @@ def check_rules(rules_path: Path | None, labelled_path: Path | None, show_all: b
             mark = "  " if item.label == verdict.category else "!!"
             click.echo(f"{mark} {item.label:>14} -> {verdict.category:<14} "
                        f"{verdict.rule_id or '-':<22} {verdict.matched!r:<30} {item.text}")
+    held_out_missed = 0
+    if labelled_path is None:
+        from knowledge.evaluation import default_labelled_path
+
+        holdouts = sorted(default_labelled_path().parent.glob("safety_fr_holdout*.yaml"))
+        if holdouts:
+            click.echo("\nheld-out sets:")
+        for path in holdouts:
+            r = evaluate(rules, load_labelled(path))
+            held_out_missed += len(r.missed_red_flags)
+            click.echo(f"  {path.name:<28} red flags {r.red_flag_caught}/{r.red_flag_total}, "
+                       f"false positives {r.negatives_flagged}/{r.negatives_total}")
+            for item, verdict in r.missed_red_flags:
+                click.echo(f"  !! {item.label:>14} -> {verdict.category:<14} {item.text}")
     problems = rules.check_examples()
     if problems:
         click.echo("\nrule examples:")
         for p in problems:
             click.echo(f"  {p}")
-    if report.red_flag_recall < 1.0 or problems:
+    if report.red_flag_recall < 1.0 or problems or held_out_missed:
         raise SystemExit(1)
 
 
