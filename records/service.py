@@ -475,7 +475,8 @@ class BookingService(Journal):
     async def _owned(self, s: AsyncSession, appointment_id: int,
                      patient: VerifiedPatient | None, actor: str) -> Appointment | str:
         """The live appointment if the actor may change it, else a reason."""
-        appt = await s.get(Appointment, appointment_id, with_for_update=True)
+        appt = await s.get(Appointment, appointment_id, with_for_update=True,
+                           populate_existing=True)
         if patient is None:
             if not actor.startswith(ACTOR_STAFF_PREFIX):
                 return "only staff may change an appointment without a verified patient"

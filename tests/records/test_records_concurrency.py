@@ -81,3 +81,53 @@ async def test_sixty_calls_race_for_five_slots_postgres(pg_databases, tmp_path: 
 
 async def test_sixty_calls_race_for_five_slots_sqlite(tmp_path: Path) -> None:
     await _race(f"sqlite+aiosqlite:///{tmp_path / 'agenda.db'}", tmp_path, pools=3)
+
+
+async def _reschedule_race(url: str, tmp_path: Path) -> None:
+    first = Database(url=url)
+    await first.migrate()
+    await seed_demo(first, today=TODAY)
+    setup = BookingService(db=first, now=lambda: NOW, spool_path=tmp_path / "spool.jsonl")
+    free = await setup.find_free_slots(practitioner="morel", date_from=date(2026, 12, 3),
+                                       limit=20)
+    ids = []
+    for k, slot in enumerate(free):
+        out = await setup.book(practitioner_id="morel", appointment_type="consultation",
+                               start=slot.start, actor="staff:setup",
+                               patient=PatientDetails(f"M{k}", f"Mover{k}", date(1960, 1, 1)))
+        assert out.appointment_id is not None
+        ids.append(out.appointment_id)
+    await first.dispose()
+    target = datetime.combine(date(2026, 12, 1), time(15, 0), tzinfo=PARIS)
+    dbs = [Database(url=url, pool_size=5) for _ in range(4)]
+    services = [BookingService(db=d, now=lambda: NOW, spool_path=tmp_path / "spool.jsonl")
+                for d in dbs]
+    try:
+        outcomes = await asyncio.gather(*(
+            services[k % 4].reschedule(appointment_id=i, new_start=target,
+                                       actor=f"staff:desk-{k}")
+            for k, i in enumerate(ids)))
+        statuses = [o.status for o in outcomes]
+        assert statuses.count("booked") == 1 and statuses.count("slot_taken") == len(ids) - 1
+        async with dbs[0].session() as s:
+            at_target = (await s.scalars(select(Appointment).where(
+                Appointment.status == "booked", Appointment.start_at == target))).all()
+            assert len(at_target) == 1
+            # the losers kept their original times
+            rows = (await s.scalars(select(Appointment).where(Appointment.id.in_(ids)))).all()
+            assert sorted(r.start_at for r in rows if r.start_at != target) == sorted(
+                s.start for s in free if s.start not in
+                [sl.start for sl, o in zip(free, outcomes, strict=True) if o.ok])
+    finally:
+        for d in dbs:
+            await d.dispose()
+
+
+@pytest.mark.postgres
+async def test_twenty_reschedules_race_for_one_slot_postgres(pg_databases,
+                                                            tmp_path: Path) -> None:
+    await _reschedule_race(await pg_databases.create(), tmp_path)
+
+
+async def test_twenty_reschedules_race_for_one_slot_sqlite(tmp_path: Path) -> None:
+    await _reschedule_race(f"sqlite+aiosqlite:///{tmp_path / 'agenda.db'}", tmp_path)
