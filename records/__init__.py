@@ -16,8 +16,9 @@ Public API (all importable from ``records``)::
     await svc.verify_identity(full_name="Paul Girard", birth_date="quatre juin 78",
                               actor="assistant:call-1", call_id="call-1") -> IdentityCheck
     await svc.book(practitioner_id="morel", appointment_type="consultation", start=dt,
-                   patient=PatientDetails(...), actor="assistant:call-1", call_id="call-1",
-                   guardian=None)       -> BookingOutcome  (booked|slot_taken|invalid|unavailable)
+                   patient=PatientDetails(...) or a VerifiedPatient, actor="assistant:call-1",
+                   call_id="call-1", guardian=None)
+                                        -> BookingOutcome  (booked|slot_taken|invalid|unavailable)
     await svc.upcoming_appointments(patient=verified)            -> list[AppointmentInfo]
     await svc.cancel(appointment_id=, actor=, patient=verified, call_id=None, reason="")
                                         -> CancelOutcome
@@ -31,6 +32,13 @@ Public API (all importable from ``records``)::
     await svc.day_agenda(day, practitioner=None)                 -> list[AppointmentInfo]
 
     parse_spoken_date("douze mars quatre-vingt-cinq") -> date(1985, 3, 12) | None
+
+    # CalDAV, both ways (records.caldav_client / records.caldav_sync):
+    CalDavSync(db=db, calendars={"morel": CalDavCalendar(url=..., username=..., password=...)})
+        await sync.sync_once() -> SyncReport;  await sync.run(interval_s=60, stop=event)
+
+Reads (find_free_slots, upcoming_appointments, ...) raise ``DatabaseUnavailable`` when the
+database cannot be reached; verify_identity then returns status ``unavailable``.
 
 Business failures never raise from book/cancel/reschedule/leave_message: they come back as
 a status with a short English ``message``. ``actor`` is ``assistant:<call id>`` or
