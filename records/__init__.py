@@ -30,6 +30,8 @@ Public API (all importable from ``records``)::
     await svc.start_call(call_id=, caller_number=None) / end_call(call_id=, outcome=,
                           handoff_reason=None, summary=None)      -> bool (False: DB down)
     await svc.day_agenda(day, practitioner=None)                 -> list[AppointmentInfo]
+    await svc.add_absence(practitioner_id=, start=, end=, actor="staff:x", reason="")
+                                        -> AbsenceResult (clashing appointment ids)
 
     parse_spoken_date("douze mars quatre-vingt-cinq") -> date(1985, 3, 12) | None
 
@@ -47,6 +49,7 @@ a status with a short English ``message``. ``actor`` is ``assistant:<call id>`` 
 
 from records.db import Database, DatabaseUnavailable
 from records.schemas import (
+    AbsenceResult,
     AmbiguousPractitionerError,
     AppointmentInfo,
     AppointmentTypeInfo,
@@ -69,6 +72,7 @@ from records.service import BookingService
 from records.spoken_dates import SpokenDateError, parse_spoken_date, parse_spoken_date_strict
 
 __all__ = [
+    "AbsenceResult",
     "AmbiguousPractitionerError",
     "AppointmentInfo",
     "AppointmentTypeInfo",

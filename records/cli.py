@@ -274,6 +274,43 @@ def agenda_cancel(url: str | None, appointment_id: int, staff: str, reason: str)
     click.echo(out.message)
 
 
+@agenda.command("absence")
+@_url_option
+@click.argument("practitioner")
+@click.argument("start")
+@click.argument("end")
+@click.option("--staff", required=True, help="Your name, for the audit log.")
+@click.option("--reason", default="", help="Why (kept in the agenda).")
+def agenda_absence(url: str | None, practitioner: str, start: str, end: str, staff: str,
+                   reason: str) -> None:
+    """Mark PRACTITIONER away from START to END (YYYY-MM-DD[THH:MM], practice time;
+    a bare END date means until the end of that day)."""
+    from datetime import datetime, time
+
+    def parse(value: str, *, end_of_day: bool) -> datetime:
+        try:
+            if "T" in value or " " in value.strip():
+                return datetime.fromisoformat(value)
+            d = date.fromisoformat(value)
+        except ValueError:
+            raise click.BadParameter(f"{value!r}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
+        return datetime.combine(d + timedelta(days=1) if end_of_day else d, time(0))
+
+    async def work(database: Any) -> Any:
+        svc = _service(database)
+        pid = (await svc.resolve_practitioner(practitioner)).id
+        lo = parse(start, end_of_day=False).replace(tzinfo=svc.tz)
+        hi = parse(end, end_of_day=True).replace(tzinfo=svc.tz)
+        return pid, await svc.add_absence(practitioner_id=pid, start=lo, end=hi,
+                                          actor=f"staff:{staff}", reason=reason)
+
+    pid, result = _run(url, work)
+    click.echo(f"absence #{result.absence_id} recorded for {pid}")
+    if result.clashing_appointment_ids:
+        click.echo("appointments to move or cancel: "
+                   + ", ".join(f"#{i}" for i in result.clashing_appointment_ids))
+
+
 @agenda.command("sync")
 @_url_option
 @click.option("--calendar", "calendars", multiple=True, required=True, metavar="ID=URL",

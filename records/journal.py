@@ -1,4 +1,4 @@
-"""Staff messages, call records, the audit helper and actor/patient checks.
+"""Staff messages, call records, absences, the audit helper and actor/patient checks.
 
 The base of :class:`records.service.BookingService` (kept apart to keep modules small).
 """
@@ -9,13 +9,21 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from records.db import Database
 from records.guard import is_unavailable
-from records.models import AuditLog, Call, Practitioner, StaffMessage
+from records.models import Absence, Appointment, AuditLog, Call, Practitioner, StaffMessage
 from records.patients import PatientTokens
-from records.schemas import InvalidRequestError, MessageOutcome, RecordsError, VerifiedPatient
+from records.schemas import (
+    AbsenceResult,
+    InvalidRequestError,
+    MessageOutcome,
+    RecordsError,
+    UnknownPractitionerError,
+    VerifiedPatient,
+)
 from records.spool import Spool
 
 __all__ = ["MESSAGE_KINDS", "Journal"]
@@ -147,3 +155,34 @@ class Journal:
             await self.spool.append(action, {"call_id": call_id, **details, **{
                 k: v for k, v in values.items() if k != "patient_id"}})
             return False
+
+    async def add_absence(self, *, practitioner_id: str, start: datetime, end: datetime,
+                          actor: str, reason: str = "") -> AbsenceResult:
+        """Staff: the practitioner is away in [start, end) (aware datetimes); no slot is
+        offered or booked then. Existing appointments in that window are returned."""
+        self._check_actor(actor)
+        if start.tzinfo is None or end.tzinfo is None:
+            raise InvalidRequestError("absence start and end must be timezone-aware")
+        if end <= start:
+            raise InvalidRequestError(f"absence end {end} is not after its start {start}")
+        async with self.db.write() as s:
+            if await s.get(Practitioner, practitioner_id) is None:
+                known = list((await s.scalars(select(Practitioner.id))).all())
+                raise UnknownPractitionerError(practitioner_id, known)
+            await s.execute(select(Practitioner.id).where(
+                Practitioner.id == practitioner_id).with_for_update())
+            absence = Absence(practitioner_id=practitioner_id, start_at=start, end_at=end,
+                              reason=reason)
+            s.add(absence)
+            await s.flush()
+            clashes = tuple((await s.scalars(select(Appointment.id).where(
+                Appointment.practitioner_id == practitioner_id,
+                Appointment.status == "booked", Appointment.start_at < end,
+                Appointment.end_at > start).order_by(Appointment.start_at))).all())
+            self._audit(s, actor=actor, action="absence.create", entity="absence",
+                        entity_id=absence.id, call_id=None, details={
+                            "practitioner": practitioner_id, "start": start.isoformat(),
+                            "end": end.isoformat(), "reason": reason,
+                            "clashing_appointments": list(clashes)})
+        return AbsenceResult(absence_id=absence.id, clashing_appointment_ids=clashes)
+

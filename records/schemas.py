@@ -14,6 +14,7 @@ from typing import Literal
 __all__ = [
     "ACTOR_ASSISTANT_PREFIX",
     "ACTOR_STAFF_PREFIX",
+    "AbsenceResult",
     "AmbiguousPractitionerError",
     "AppointmentInfo",
     "AppointmentTypeInfo",
@@ -207,3 +208,12 @@ class AppointmentInfo:
     end: datetime
     status: str
     created_by: str = ""
+
+
+@dataclass(frozen=True)
+class AbsenceResult:
+    """A recorded absence and the live appointments it overlaps (to move or cancel)."""
+
+    absence_id: int
+    clashing_appointment_ids: tuple[int, ...] = ()
+

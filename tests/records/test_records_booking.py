@@ -266,3 +266,26 @@ async def test_late_cancellation_is_flagged(service: BookingService) -> None:
     async with service.db.session() as s:
         appt = await s.get(Appointment, out.appointment_id)
         assert appt is not None and appt.status == "cancelled"
+
+
+async def test_absence_blocks_slots_and_reports_clashes(service: BookingService) -> None:
+    paul = (await service.verify_identity(full_name="Paul Girard",
+                                          birth_date=date(1978, 6, 4))).patient
+    assert paul is not None
+    [appt] = await service.upcoming_appointments(patient=paul)
+    day = appt.start.date()
+    result = await service.add_absence(practitioner_id="morel", start=at(day, 0, 0),
+                                       end=at(day + timedelta(days=1), 0, 0),
+                                       actor="staff:alice", reason="formation")
+    assert result.clashing_appointment_ids == (appt.id,)
+    assert await service.find_free_slots(practitioner="morel", date_from=day,
+                                         date_to=day) == []
+    refused = await service.book(practitioner_id="morel", appointment_type="consultation",
+                                 start=at(day, 11, 0), patient=NEW, actor="assistant:c")
+    assert refused.status == "invalid" and "away" in refused.message
+    with pytest.raises(InvalidRequestError, match="not after"):
+        await service.add_absence(practitioner_id="morel", start=at(day, 12, 0),
+                                  end=at(day, 11, 0), actor="staff:alice")
+    with pytest.raises(UnknownPractitionerError):
+        await service.add_absence(practitioner_id="dubois", start=at(day, 11, 0),
+                                  end=at(day, 12, 0), actor="staff:alice")

@@ -92,3 +92,18 @@ def test_calls_and_messages_views(cli: CliRunner, tmp_path: Path) -> None:
     r = cli.invoke(main, ["agenda", "messages"])
     assert r.exit_code == 0 and "Résultats de prise de sang" in r.output and "Nadia" in r.output
 
+
+
+def test_absence_command(cli: CliRunner) -> None:
+    assert cli.invoke(main, ["db", "init", "--seed"]).exit_code == 0
+    start = (date.today() + timedelta(days=1)).isoformat()
+    end = (date.today() + timedelta(days=20)).isoformat()
+    r = cli.invoke(main, ["agenda", "absence", "docteur Morel", start, end, "--staff", "alice",
+                          "--reason", "congés"])
+    assert r.exit_code == 0, r.output
+    assert "absence #1 recorded for morel" in r.output
+    assert "appointments to move or cancel: #" in r.output  # the seeded Morel appointments
+    r = cli.invoke(main, ["agenda", "free", "-p", "morel", "--from", start, "--to", end])
+    assert r.exit_code == 0 and r.output.strip() == ""
+    r = cli.invoke(main, ["agenda", "absence", "morel", "demain", end, "--staff", "a"])
+    assert r.exit_code != 0 and "YYYY-MM-DD" in r.output
