@@ -354,7 +354,10 @@ def agenda_sync(url: str | None, calendars: tuple[str, ...], username: str | Non
 
 
 @agenda.command("spool")
-def agenda_spool() -> None:
+@_url_option
+@click.option("--import", "do_import", is_flag=True,
+              help="Move the entries into the database as staff messages.")
+def agenda_spool(url: str | None, do_import: bool) -> None:
     """Requests kept on disk while the database was unreachable."""
     from records.db import default_data_dir
     from records.spool import Spool
@@ -362,5 +365,12 @@ def agenda_spool() -> None:
     entries = asyncio.run(Spool(path=default_data_dir() / "records-spool.jsonl").read())
     if not entries:
         click.echo("spool is empty")
+        return
     for e in entries:
         click.echo(json.dumps(e, ensure_ascii=False))
+    if do_import:
+
+        async def work(database: Any) -> int:
+            return int(await _service(database).import_spool())
+
+        click.echo(f"imported {_run(url, work)} entries as staff messages")

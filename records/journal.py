@@ -186,3 +186,61 @@ class Journal:
                             "clashing_appointments": list(clashes)})
         return AbsenceResult(absence_id=absence.id, clashing_appointment_ids=clashes)
 
+    async def import_spool(self, *, actor: str = "staff:spool") -> int:
+        """Move what was kept on disk while the database was down into the database:
+        messages become staff messages, booking/cancel/reschedule requests become
+        ``callback`` messages describing the request (nothing is booked behind the
+        caller's back), call records are filled in. One transaction; the spool file is
+        then renamed ``*.imported-<time>.jsonl``. Returns the number of entries."""
+        self._check_actor(actor)
+        entries = await self.spool.read()
+        if not entries:
+            return 0
+        async with self.db.write() as s:
+            for e in entries:
+                kind = e.get("kind", "")
+                if kind in ("call.start", "call.end"):
+                    call = await s.get(Call, e["call_id"])
+                    if call is None:
+                        call = Call(id=e["call_id"], started_at=datetime.fromisoformat(e["at"]))
+                        s.add(call)
+                    if e.get("caller_number"):
+                        call.caller_number = e["caller_number"]
+                    if kind == "call.end":
+                        call.ended_at = datetime.fromisoformat(e["at"])
+                        call.outcome = e.get("outcome") or call.outcome
+                        call.handoff_reason = e.get("handoff_reason") or call.handoff_reason
+                        call.summary = e.get("summary") or call.summary
+                    continue
+                if kind == "message":
+                    fields: dict[str, Any] = {k: e.get(k) for k in (
+                        "body", "caller_name", "caller_birth_date",
+                                                    "callback_number", "urgent")}
+                    fields["urgent"] = bool(fields.get("urgent"))
+                    fields["body"] = fields.get("body") or "(empty message)"
+                    msg_kind = e.get("message_kind") or "other"
+                else:
+                    patient = e.get("patient") or {}
+                    fields = {"body": _describe_request(e),
+                              "caller_name": " ".join(filter(None, (
+                                  patient.get("first_name"), patient.get("last_name")))) or None,
+                              "caller_birth_date": patient.get("birth_date"),
+                              "callback_number": patient.get("phone"), "urgent": False}
+                    msg_kind = "callback"
+                self._new_message(s, kind=msg_kind, actor=e.get("actor") or actor,
+                                  call_id=e.get("call_id"), **fields)
+            s.add(AuditLog(at=datetime.now(UTC), actor=actor, call_id=None,
+                           action="spool.import", entity="spool", entity_id=None,
+                           details={"entries": len(entries), "file": str(self.spool.path)}))
+        await self.spool.archive()
+        return len(entries)
+
+
+def _describe_request(e: dict[str, Any]) -> str:
+    kind = e.get("kind", "request").replace("_", " ")
+    what = {k: v for k, v in e.items() if k in ("practitioner", "appointment_type", "start",
+                                                 "appointment_id", "new_start", "reason")}
+    details = ", ".join(f"{k}={v}" for k, v in what.items())
+    return (f"Kept while the agenda was unreachable ({e.get('at', '?')}): {kind} ({details}). "
+            "Nothing was done; please call the patient back.")
+

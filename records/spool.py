@@ -1,8 +1,9 @@
 """Fallback file for what callers said when the records database is unreachable.
 
-One JSON object per line (``var/records-spool.jsonl`` by default), appended atomically
+One JSON object per line (``records-spool.jsonl`` in the data folder by default), appended atomically
 enough for one process (``O_APPEND`` + a single ``write``). Staff read it with
-``twin agenda spool`` and the entries can be replayed once the database is back.
+``twin agenda spool``; ``twin agenda spool --import`` (``BookingService.import_spool``)
+moves them into the database as staff messages once it is back.
 """
 
 from __future__ import annotations
@@ -37,6 +38,19 @@ class Spool:
             os.write(fd, line.encode("utf-8"))
         finally:
             os.close(fd)
+
+    async def archive(self) -> Path | None:
+        """Rename the spool to ``<name>.imported-<UTC time>.jsonl`` (after an import)."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        target = self.path.with_name(f"{self.path.stem}.imported-{stamp}.jsonl")
+
+        def move() -> Path | None:
+            if not self.path.exists():
+                return None
+            self.path.rename(target)
+            return target
+
+        return await asyncio.to_thread(move)
 
     async def read(self) -> list[dict[str, Any]]:
         def load() -> list[dict[str, Any]]:

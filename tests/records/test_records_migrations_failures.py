@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy import event, func, inspect, select
 
 from records import BookingService, Database, DatabaseUnavailable, PatientDetails, seed_demo
-from records.models import Appointment, AuditLog, Base, Patient
+from records.models import Appointment, AuditLog, Base, Call, Patient, StaffMessage
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
@@ -150,4 +151,18 @@ async def test_database_down_keeps_messages_and_requests(pg_databases, tmp_path:
     kinds = [json.loads(x)["kind"] for x in spool.read_text().splitlines()]
     assert kinds == ["booking_request", "message", "call.start", "cancel_request"]
     await _assert_nothing_written(db)
+
+    # once the database is back, staff import what was kept: nothing is lost
+    assert await svc.import_spool(actor="staff:alice") == 4
+    archived = await asyncio.to_thread(lambda: list(tmp_path.glob("spool.imported-*.jsonl")))
+    assert not spool.exists() and len(archived) == 1
+    async with db.session() as s:
+        msgs = (await s.scalars(select(StaffMessage).order_by(StaffMessage.id))).all()
+        assert [m.kind for m in msgs] == ["callback", "callback", "callback"]
+        assert "booking request" in msgs[0].body and "Jean Dupont" == msgs[0].caller_name
+        assert msgs[1].body == "Rappeler Mme Dupont" and msgs[1].callback_number == "0600000000"
+        assert "cancel request" in msgs[2].body
+        call = await s.get(Call, "call-4")
+        assert call is not None and call.caller_number == "0600000000"
+    assert await svc.import_spool() == 0
     await db.dispose()
