@@ -37,6 +37,7 @@ from records.models import (
     AuditLog,
     ExternalBusy,
     Patient,
+    Practitioner,
     StaffMessage,
 )
 
@@ -114,6 +115,9 @@ class CalDavSync:
                 elsewhere[a.id] = await cal.get_event(appointment_uid(a.id))
 
         async with self.db.write() as s:
+            # Same lock as a booking: a move from the calendar never races a booking.
+            await s.execute(select(Practitioner.id).where(Practitioner.id == pid)
+                            .with_for_update())
             await self._pull_foreign(s, pid, foreign, lo, hi, report)
             rows = (await s.scalars(select(Appointment).where(
                 Appointment.practitioner_id == pid,
