@@ -48,7 +48,7 @@ def test_red_flag_recall_is_total(rules: SafetyRules, path: Path) -> None:
 @pytest.mark.parametrize("path", SETS, ids=SET_IDS)
 def test_false_positives_stay_low(rules: SafetyRules, path: Path) -> None:
     report = evaluate(rules, load_labelled(path))
-    assert report.negatives_total >= 25
+    assert report.negatives_total >= 20
     assert report.false_positive_rate <= 0.05, [(it.text, v.category, v.matched)
                                                 for it, v in report.items
                                                 if it.label == "none" and v.category != "none"]
@@ -68,7 +68,7 @@ def test_labelled_set_size_and_coverage() -> None:
 
 
 def test_other_categories_recall(rules: SafetyRules) -> None:
-    report = evaluate(rules, load_labelled())
+    report = evaluate(rules, [i for path in SETS for i in load_labelled(path)])
     for cat in ("medical_advice", "human_request", "anger"):
         assert report.scores[cat].recall >= 0.9, cat
         assert report.scores[cat].precision >= 0.9, cat
