@@ -65,7 +65,8 @@ _KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
                  "secteur", "rembours", "conventionne")),
     ("documents", ("apporter", "document", "papiers", "amener")),
     ("access", ("acces", "parking", "garer", "stationner", "tram", "metro", "bus",
-                "fauteuil", "handicap", "ascenseur", "etage", "venir")),
+                "fauteuil", "handicap", "ascenseur", "etage", "comment venir", "pour venir",
+                "venir en", "y aller", "s y rendre")),
     ("address", ("adresse", "ou se trouve", "ou etes vous", "situe", "ou est le cabinet")),
     ("phone", ("numero", "telephone")),
     ("hours_today", ("ouvert aujourd hui", "ouvert ce", "ouvert maintenant", "ouvert en ce moment",
@@ -79,7 +80,9 @@ _KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 _STOPWORDS = frozenset(
     "a au aux avec ce ces cet cette comment de des du en est et faut il ils je la le les leur "
     "l d j m n s t qu que qui quoi quand on ou par pas peut peux pour puis se sur un une vous "
-    "votre vos mon ma mes me moi y est-ce ca c fait faire bien bonjour svp plait".split())
+    "votre vos mon ma mes me moi y est-ce ca c fait faire bien bonjour svp plait faites fais "
+    "avez avoir etes etre sont dois doit devez venir voudrais veux voulais savoir aimerais "
+    "possible cabinet docteur merci alors donc aussi tout tous".split())
 
 
 def _fold(text: str) -> str:
@@ -97,26 +100,35 @@ def _tokens(text: str) -> set[str]:
     return out
 
 
-def match_faq(profile: PracticeProfile, question: str) -> FaqEntry | None:
-    """The FAQ entry a free-text question is about, or None if none is close enough."""
+def _faq_score(question: str, entry: FaqEntry) -> tuple[float, int]:
+    """(score, hits): share of the question's words found in the entry's question, or
+    (discounted) in its question and answer; prefix match tolerates inflections
+    ("visites"/"visite", "vaccine"/"vaccins")."""
     q = _tokens(question)
     if not q:
-        return None
+        return 0.0, 0
+
+    def hits_in(words: set[str]) -> int:
+        return sum(1 for w in q if any(w[:6] == x[:6] for x in words))
+
+    in_question = hits_in(_tokens(entry.question))
+    in_both = hits_in(_tokens(entry.question) | _tokens(entry.answer))
+    ratio = difflib.SequenceMatcher(None, _fold(question), _fold(entry.question)).ratio()
+    score = max(in_question / len(q), 0.8 * in_both / len(q), ratio if ratio >= 0.75 else 0.0)
+    return score, max(in_question, in_both)
+
+
+def match_faq(profile: PracticeProfile, question: str, *, threshold: float = 0.5,
+              min_hits: int = 1) -> FaqEntry | None:
+    """The FAQ entry a free-text question is about, or None if none is close enough."""
     best: tuple[float, FaqEntry] | None = None
     for entry in profile.faq:
-        e = _tokens(entry.question)
-        # Prefix match tolerates inflections ("visites"/"visite", "renouveler"/"renouvellement").
-        hits = sum(1 for w in q if any(w[:6] == x[:6] for x in e))
-        coverage = hits / len(q)
-        ratio = difflib.SequenceMatcher(None, _fold(question), _fold(entry.question)).ratio()
-        score = max(coverage, ratio)
-        if hits == 0 and ratio < 0.75:
+        score, hits = _faq_score(question, entry)
+        if hits < min_hits or score < threshold:
             continue
         if best is None or score > best[0]:
             best = (score, entry)
-    if best is None or best[0] < 0.5:
-        return None
-    return best[1]
+    return best[1] if best else None
 
 
 def resolve_topic(topic: str) -> str | None:
@@ -147,6 +159,13 @@ def answer_practice_question(profile: PracticeProfile, topic: str, *,
     elif now.tzinfo is not None:
         now = now.astimezone(profile.practice.tzinfo)
     now = now.replace(tzinfo=None)
+    key = _fold(topic or "").replace(" ", "_")
+    if key not in TOPICS:
+        # A free-text question that clearly matches an FAQ entry beats topic keywords
+        # ("est-ce que je dois venir à jeun" is not about access).
+        strong = match_faq(profile, topic or "", threshold=0.75, min_hits=2)
+        if strong is not None:
+            return speakable(strong.answer)
     resolved = resolve_topic(topic or "")
     if resolved is None or resolved == "home_visits":
         entry = match_faq(profile, topic or "") if resolved is None else (

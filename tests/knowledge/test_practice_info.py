@@ -110,10 +110,14 @@ def test_faq_and_free_text(profile: PracticeProfile) -> None:
     assert "médecin traitant" in ask("faut il une ordonnance pour voir le dermato")
     assert "parking" in ask("est-ce que je peux me garer")
     assert ask("horaires d'ouverture").startswith("Le cabinet est ouvert")
+    assert "laboratoire" in ask("est-ce que je dois venir à jeun")
+    assert "laboratoire" in ask("vous faites les prises de sang ?")  # matched on the answer
+    assert "grippe" in ask("vous faites le vaccin contre la grippe")
+    assert "parking" in ask("comment venir au cabinet")
 
 
 @pytest.mark.parametrize("question", [
-    "est-ce que vous faites les vaccins contre la grippe",
+    "est-ce que vous faites de l'acupuncture",
     "quel temps fait-il",
     "vous avez une piscine",
     "",
