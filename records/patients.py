@@ -7,15 +7,25 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from records.models import Patient
+from records.models import AuditLog, Patient
 from records.names import name_key, similarity
 from records.schemas import DependentInfo, PatientDetails, VerifiedPatient
 
-__all__ = ["FUZZY_NAME_THRESHOLD", "IdentityMatch", "PatientTokens", "find_or_create_patient",
-           "match_identity", "patient_problem", "split_full_name", "to_verified"]
+__all__ = [
+    "FUZZY_NAME_THRESHOLD",
+    "IdentityMatch",
+    "PatientTokens",
+    "failed_identity_checks",
+    "find_or_create_patient",
+    "known_patient",
+    "match_identity",
+    "patient_problem",
+    "split_full_name",
+    "to_verified",
+]
 
 FUZZY_NAME_THRESHOLD = 0.85
 _HONORIFICS = frozenset({"monsieur", "madame", "mademoiselle", "mme", "mlle", "mr", "m",
@@ -135,3 +145,26 @@ def patient_problem(p: PatientDetails, today: date) -> str | None:
     if p.birth_date.year < today.year - 125:
         return f"birth date {p.birth_date} is not plausible"
     return None
+
+
+async def failed_identity_checks(s: AsyncSession, call_id: str) -> int:
+    """Failed identity checks already made during this call (from the audit log)."""
+    return int(await s.scalar(select(func.count()).select_from(AuditLog).where(
+        AuditLog.call_id == call_id,
+        AuditLog.action.in_(["identity.mismatch", "identity.not_found"]))) or 0)
+
+
+async def known_patient(s: AsyncSession, details: PatientDetails, patient_id: int | None,
+                         guardian_id: int | None) -> Patient | None:
+    """The record meant: a verified patient's own, or one of the guardian's children
+    with this birth date and a close name; None when a lookup/creation is needed."""
+    if patient_id is not None:
+        return await s.get(Patient, patient_id)
+    if guardian_id is None:
+        return None
+    children = (await s.scalars(select(Patient).where(
+        Patient.guardian_id == guardian_id,
+        Patient.birth_date == details.birth_date))).all()
+    said = f"{details.first_name} {details.last_name}"
+    close = [c for c in children if similarity(said, c.full_name) >= FUZZY_NAME_THRESHOLD]
+    return close[0] if len(close) == 1 else None

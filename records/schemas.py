@@ -148,10 +148,12 @@ class IdentityCheck:
     ``status``: ``verified`` (``patient`` set), ``not_verified`` (no patient with this name
     and birth date -- deliberately not saying which part is wrong), ``ambiguous`` (several
     patients match; hand over to staff), ``invalid_date`` (the birth date could not be read
-    or does not exist; ``message`` says why), ``unavailable`` (the database is down).
+    or does not exist; ``message`` says why), ``unavailable`` (the database is down),
+    ``too_many_attempts`` (3 failed checks in this call: no more guessing, hand over).
     """
 
-    status: Literal["verified", "not_verified", "ambiguous", "invalid_date", "unavailable"]
+    status: Literal["verified", "not_verified", "ambiguous", "invalid_date", "unavailable",
+                    "too_many_attempts"]
     patient: VerifiedPatient | None = None
     message: str = ""
     birth_date: date | None = None  # what was understood, to read back to the caller

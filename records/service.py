@@ -36,11 +36,11 @@ from records.models import (
     Patient,
     Practitioner,
 )
-from records.names import similarity
 from records.patients import (
-    FUZZY_NAME_THRESHOLD,
     PatientTokens,
+    failed_identity_checks,
     find_or_create_patient,
+    known_patient,
     match_identity,
     patient_problem,
     to_verified,
@@ -64,9 +64,13 @@ from records.slots import DayPart, Interval, candidate_starts, fits_schedule
 from records.spoken_dates import SpokenDateError, parse_spoken_date_strict
 from records.spool import Spool
 
-__all__ = ["BookingService"]
+__all__ = ["MAX_IDENTITY_FAILURES", "BookingService"]
 
 logger = logging.getLogger(__name__)
+
+#: Failed identity checks allowed per call before the service refuses to check more
+#: (stops a caller from guessing birth dates); the assistant should hand over then.
+MAX_IDENTITY_FAILURES = 3
 
 class BookingService(Journal):
     """Slots, bookings, identity checks, messages and call records of one practice."""
@@ -300,6 +304,13 @@ class BookingService(Journal):
     async def _verify(self, full_name: str, born: date, said: str, actor: str,
                       call_id: str | None) -> IdentityCheck:
         async with self.db.write() as s:
+            if call_id is not None and await failed_identity_checks(s, call_id) >= MAX_IDENTITY_FAILURES:
+                self._audit(s, actor=actor, action="identity.refused", entity="patient",
+                            entity_id=None, call_id=call_id,
+                            details={"name_given": full_name, "birth_date_given": said})
+                return IdentityCheck(status="too_many_attempts", birth_date=born, message=(
+                    f"{MAX_IDENTITY_FAILURES} failed identity checks in this call; "
+                    "hand over to the staff"))
             match = await match_identity(s, full_name=full_name, birth_date=born)
             self._audit(s, actor=actor, action=f"identity.{match.status}", entity="patient",
                         entity_id=match.patient.id if match.patient else None, call_id=call_id,
@@ -385,7 +396,7 @@ class BookingService(Journal):
                 status, reason = problem
                 return BookingOutcome(status=status, message=reason)  # type: ignore[arg-type]
             try:
-                known = await self._known_patient(s, details, patient_id, guardian_id)
+                known = await known_patient(s, details, patient_id, guardian_id)
                 person, how = (known, "existing") if known is not None else \
                     await find_or_create_patient(s, details, now=self.now(),
                                                  guardian_id=guardian_id)
@@ -415,20 +426,6 @@ class BookingService(Journal):
             slot = self._slot(ref, appt)
         return BookingOutcome(status="booked", appointment_id=appt.id, slot=slot,
                               message=f"booked {atype.code} with {pid} at {when:%Y-%m-%d %H:%M}")
-
-    @staticmethod
-    async def _known_patient(s: AsyncSession, details: PatientDetails, patient_id: int | None,
-                             guardian_id: int | None) -> Patient | None:
-        if patient_id is not None:
-            return await s.get(Patient, patient_id)
-        if guardian_id is None:
-            return None
-        children = (await s.scalars(select(Patient).where(
-            Patient.guardian_id == guardian_id,
-            Patient.birth_date == details.birth_date))).all()
-        said = f"{details.first_name} {details.last_name}"
-        close = [c for c in children if similarity(said, c.full_name) >= FUZZY_NAME_THRESHOLD]
-        return close[0] if len(close) == 1 else None
 
     @staticmethod
     async def _type_rule_problem(s: AsyncSession, atype: Any, patient_id: int,

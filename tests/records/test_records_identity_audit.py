@@ -150,3 +150,17 @@ async def test_booking_for_a_fuzzily_verified_patient_uses_their_record(
     assert sophie is not None
     appts = await service.upcoming_appointments(patient=sophie)
     assert sum(a.patient_name == "Léa Laurent" for a in appts) == 2
+
+
+async def test_birth_date_guessing_stops_after_three_failures(service: BookingService) -> None:
+    for guess in ("1 juin 1978", "2 juin 1978", "3 juin 1978"):
+        check = await service.verify_identity(full_name="Paul Girard", birth_date=guess,
+                                              actor="assistant:call-66", call_id="call-66")
+        assert check.status == "not_verified"
+    right = await service.verify_identity(full_name="Paul Girard", birth_date="4 juin 1978",
+                                          actor="assistant:call-66", call_id="call-66")
+    assert right.status == "too_many_attempts" and right.patient is None
+    # another call is not affected
+    other = await service.verify_identity(full_name="Paul Girard", birth_date="4 juin 1978",
+                                          actor="assistant:call-67", call_id="call-67")
+    assert other.status == "verified"
