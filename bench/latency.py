@@ -69,8 +69,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                         break
                     await asyncio.sleep(0.1)
                 for turn in rec.turns:
-                    if turn.response_latency_s is not None:
-                        caller_v2v.append(turn.response_latency_s)
+                    if turn.latency_s is not None:
+                        caller_v2v.append(turn.latency_s)
                 print(f"call {i + 1}/{args.calls}: {time.monotonic() - t:.1f} s, "
                       f"{len(reports) - n} report(s)", file=sys.stderr)
         finally:

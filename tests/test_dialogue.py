@@ -66,7 +66,9 @@ async def _say(agent: CallAgent, text: str) -> str:
 
 
 async def _appointments(booking: BookingService, name: str, dob: date) -> list[Any]:
-    return await booking.upcoming_appointments(full_name=name, birth_date=dob)
+    check = await booking.verify_identity(full_name=name, birth_date=dob, actor="staff:test")
+    assert check.status == "verified", check
+    return await booking.upcoming_appointments(patient=check.patient)
 
 
 async def test_booking_by_rules_from_whisper_transcripts(booking: BookingService) -> None:
@@ -120,7 +122,7 @@ async def test_llm_book_without_an_offered_slot_writes_nothing(booking: BookingS
     llm = ScriptedLLM([[ToolCall("book", {"name": "Paul Girard", "birth_date": "4 juin 1978"})],
                        [TextDelta("Quel jour vous conviendrait ?")]])
     agent, tools = _agent(booking, llm)
-    reply = await _say(agent, "Mettez-moi le premier créneau libre, je suis Paul Girard.")
+    reply = await _say(agent, "Inscrivez-moi, je suis Paul Girard.")
     assert tools.booked_ids() == []
     assert "Quel jour" in reply
     assert llm.requests[-1][-1]["role"] == "tool" and "no slot offered" in llm.requests[-1][-1]["content"]
@@ -151,3 +153,14 @@ async def test_emergency_is_scripted_and_handed_off_without_the_llm(booking: Boo
     assert "15" in reply
     assert agent.ended and agent.handoff is not None and agent.handoff.reason == "emergency"
     assert llm.requests == [] and tools.actions == []
+
+
+async def test_known_name_with_another_birth_date_is_asked_again(booking: BookingService) -> None:
+    agent, tools = _agent(booking, ScriptedLLM())
+    await _say(agent, "Est-ce que le docteur Morel peut me recevoir jeudi après-midi ?")
+    await _say(agent, "Oui, c'est parfait.")
+    reply = await _say(agent, "Je suis Paul Girard, né le 4 juin 1968.")  # on file: 1978
+    assert "redire" in reply and "4 juin 1968" in reply
+    assert tools.booked_ids() == []
+    reply = await _say(agent, "Paul Girard, né le 4 juin 1978.")
+    assert "C'est noté" in reply and len(tools.booked_ids()) == 1

@@ -14,6 +14,7 @@ import json
 import shutil
 import statistics
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,22 @@ DEMO_SCRIPT = [
     "07_identity_paul_girard.wav",  # « Je suis Paul Girard, né le quatre juin 1978. »
     "24_goodbye.wav",  # « Très bien, merci pour votre aide, au revoir. »
 ]
+
+
+async def booked_appointments(booking: Any, ids: list[str]) -> list[Any]:
+    """The agenda rows of ``ids``, read back from the database (not from the call's memory)."""
+    from datetime import timedelta
+
+    today = datetime.now().date()
+    wanted = {int(i) for i in ids}
+    found = []
+    for offset in range(0, 120):
+        for appt in await booking.day_agenda(today + timedelta(days=offset)):
+            if appt.id in wanted:
+                found.append(appt)
+        if len(found) == len(wanted):
+            break
+    return found
 
 
 def _fmt(v: float | None) -> str:
@@ -71,7 +88,7 @@ async def run_demo(settings: Settings, *, wavs: list[Path], echo: Any = click.ec
         report = reports[0] if reports else None
         appointments = []
         if report is not None and report.booked:
-            appointments = await services.booking.appointments_by_ids(report.booked)
+            appointments = await booked_appointments(services.booking, report.booked)
     return {"report": report, "recording": recording, "appointments": appointments}
 
 
@@ -129,6 +146,8 @@ def demo(config: Path | None, wavs: tuple[Path, ...], json_out: Path | None) -> 
         raise click.ClickException("no appointment was booked during the demo call")
     click.echo("\nAppointment now in the agenda database:")
     for appt in result["appointments"]:
-        click.echo(f"  {appt}")
+        click.echo(f"  #{appt.id} {appt.start:%A %d %B %Y %H:%M}–{appt.end:%H:%M}  "
+                   f"{appt.practitioner_name}, {appt.appointment_label}, patient {appt.patient_name} "
+                   f"(status {appt.status}, created by {appt.created_by})")
     width = shutil.get_terminal_size((80, 20)).columns
     click.echo("=" * min(width, 80))

@@ -34,7 +34,8 @@ def _stt_dir(settings: Settings) -> Path:
 
 def _initial_prompt(profile: object) -> str:
     names = ", ".join(f"docteur {p.last_name}" for p in getattr(profile, "practitioners", []))
-    return f"{profile.practice.name}. {names}. Rendez-vous, consultation, date de naissance."  # type: ignore[attr-defined]
+    return (f"{profile.practice.name}. {names}. Un rendez-vous le matin ou l'après-midi, "
+            "une consultation, votre date de naissance.")  # type: ignore[attr-defined]
 
 
 @contextlib.asynccontextmanager

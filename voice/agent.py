@@ -108,6 +108,16 @@ class CallAgent:
         self.messages.append({"role": "assistant", "content": self._greeting})
         return self._greeting
 
+    def retract_last_turn(self) -> None:
+        """Forget the last patient turn if nothing was said in answer to it (the patient
+        was still talking: the next transcript covers the whole utterance)."""
+        if self.turns and not self.turns[-1].reply and not self.turns[-1].tool_calls:
+            last = self.turns.pop()
+            for i in range(len(self.messages) - 1, 0, -1):
+                if self.messages[i].get("role") == "user" and self.messages[i].get("content") == last.user:
+                    del self.messages[i:]
+                    break
+
     async def warm(self) -> None:
         """Have the LLM evaluate the stable prefix (system prompt, tools, greeting) now,
         while the greeting plays, instead of on the patient's first turn."""

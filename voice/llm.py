@@ -173,7 +173,7 @@ class OpenAICompatibleLLM:
         llama.cpp keeps the last prompt's KV cache and Ollama keeps the model
         loaded: the first real turn then only pays for the patient's words.
         """
-        client = self._get_client()
+        client = self._get_client().with_options(timeout=max(self._timeout_s, 180.0))
         kwargs: dict[str, Any] = {"model": self.model, "messages": list(messages), "max_tokens": 1,
                                   "temperature": 0.0}
         if tools:

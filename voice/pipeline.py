@@ -59,7 +59,7 @@ __all__ = ["CallPipeline", "TurnTiming"]
 
 logger = logging.getLogger(__name__)
 
-VAD_STOP_SECS = 0.3
+VAD_STOP_SECS = 0.5
 
 
 @dataclass
@@ -134,12 +134,18 @@ class _AgentProcessor(FrameProcessor):
     """Runs the :class:`CallAgent` on each completed user turn and streams its words."""
 
     def __init__(self, *, agent: CallAgent, on_agent_done: Callable[[], Awaitable[None]],
-                 on_text: Callable[[str, str], None] | None = None) -> None:
+                 on_text: Callable[[str, str], None] | None = None,
+                 more_speech_pending: Callable[[], bool] = lambda: False) -> None:
         super().__init__()
+        self._more_speech_pending = more_speech_pending
         self._agent = agent
         self._on_agent_done = on_agent_done
         self._on_text = on_text or (lambda _who, _text: None)
         self._task: asyncio.Task[None] | None = None
+        self._spoke = True  # whether any of the current answer was already pushed
+        self._user_speaking = False
+        self._held_text = ""  # a turn that ended while the patient had already started again
+        self._held_timer: asyncio.Task[None] | None = None
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -154,8 +160,18 @@ class _AgentProcessor(FrameProcessor):
                 return
             text = _last_user_text(frame.context)
             if text:
-                await self._cancel()
-                self._task = self.create_task(self._respond(text))
+                await self._on_user_turn(text)
+        elif isinstance(frame, VADUserStartedSpeakingFrame):
+            logger.debug("VAD: user started speaking")
+            self._user_speaking = True
+            await self._cancel_held_timer()  # still talking: the next transcript covers it all
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            logger.debug("VAD: user stopped speaking")
+            self._user_speaking = False
+            if self._held_text and self._held_timer is None:
+                self._held_timer = self.create_task(self._answer_held_later())
+            await self.push_frame(frame, direction)
         elif isinstance(frame, InputDTMFFrame):
             await self._on_dtmf(str(frame.button.value))
         elif isinstance(frame, InterruptionFrame):
@@ -163,9 +179,47 @@ class _AgentProcessor(FrameProcessor):
             await self.push_frame(frame, direction)
         elif isinstance(frame, (EndFrame, CancelFrame)):
             await self._cancel()
+            await self._cancel_held_timer()
             await self.push_frame(frame, direction)
         else:
             await self.push_frame(frame, direction)
+
+    async def _on_user_turn(self, text: str) -> None:
+        """A completed user turn. The end-of-turn detector can close a turn at a pause
+        inside a sentence ("Je suis Paul Girard, … né le …"); the transcript then
+        arrives while the patient is already talking again. Such a turn is held, not
+        answered: the STT re-transcribes the whole utterance when the patient stops."""
+        logger.debug("user turn (speaking=%s, stt pending=%s, spoke=%s): %r", self._user_speaking,
+                     self._more_speech_pending(), self._spoke, text)
+        if not self._spoke:
+            # nothing was said in answer to the previous turn: this transcript covers it
+            self._agent.retract_last_turn()
+        await self._cancel()
+        await self._cancel_held_timer()
+        if self._user_speaking or self._more_speech_pending():
+            self._held_text = text
+            if not self._user_speaking:  # a later segment is being transcribed
+                self._held_timer = self.create_task(self._answer_held_later())
+            return
+        self._held_text = ""
+        self._spoke = False
+        self._task = self.create_task(self._respond(text))
+
+    async def _answer_held_later(self, wait_s: float = 4.0) -> None:
+        """The patient paused again but no new transcript came (noise, a cough, a
+        segment that transcribed to nothing): answer the held turn after all."""
+        await asyncio.sleep(wait_s)
+        self._held_timer = None
+        text, self._held_text = self._held_text, ""
+        if text and not self._user_speaking:
+            self._spoke = False
+            self._task = self.create_task(self._respond(text))
+
+    async def _cancel_held_timer(self) -> None:
+        if self._held_timer is not None:
+            timer, self._held_timer = self._held_timer, None
+            if timer is not asyncio.current_task():
+                await self.cancel_task(timer)
 
     async def _cancel(self) -> None:
         if self._task is not None and not self._task.done():
@@ -184,6 +238,7 @@ class _AgentProcessor(FrameProcessor):
         said = ""
         async for piece in self._agent.respond(text):
             said += piece
+            self._spoke = True
             await self.push_frame(LLMTextFrame(piece))
         await self.push_frame(LLMFullResponseEndFrame())
         self._on_text("assistant", said.strip())
@@ -246,7 +301,9 @@ class CallPipeline:
             vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=VAD_STOP_SECS)),
             user_turn_stop_timeout=3.0))
         agent_proc = _AgentProcessor(agent=self._agent, on_agent_done=self._agent_finished,
-                                     on_text=self._on_text)
+                                     on_text=self._on_text,
+                                     more_speech_pending=getattr(self._stt, "has_pending_segments",
+                                                                 lambda: False))
         pipeline = Pipeline([transport.input(), self._stt, user, agent_proc, self._tts,
                              transport.output()])
         rate = int(self._session.sample_rate)
@@ -256,9 +313,10 @@ class CallPipeline:
             observers=[observer], idle_timeout_secs=None, enable_rtvi=False,
             check_dangling_tasks=False)
         runner = PipelineRunner(handle_sigint=False)
+        await runner.add_workers(self._worker)
         watchdog = asyncio.create_task(self._watch())
         try:
-            await runner.run(self._worker)
+            await runner.run()
         finally:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):

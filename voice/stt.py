@@ -24,7 +24,9 @@ __all__ = ["Transcript", "WhisperEngine", "WhisperSTT"]
 logger = logging.getLogger(__name__)
 
 try:
-    from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
+    from pipecat.frames.frames import BotStartedSpeakingFrame, ErrorFrame, Frame, TranscriptionFrame
+    from pipecat.processors.frame_processor import FrameDirection
+    from pipecat.services.settings import STTSettings
     from pipecat.services.stt_service import SegmentedSTTService
     from pipecat.utils.time import time_now_iso8601
 except ModuleNotFoundError as e:  # pragma: no cover - install hint
@@ -82,7 +84,7 @@ class WhisperEngine:
             segments, info = self._model.transcribe(
                 audio, language=self.language, beam_size=self.beam_size,
                 initial_prompt=self.initial_prompt, condition_on_previous_text=False,
-                without_timestamps=True, vad_filter=False)
+                vad_filter=False)
             segments = list(segments)
         kept = [s for s in segments if s.no_speech_prob < self.no_speech_threshold or s.avg_logprob > -0.8]
         text = " ".join(s.text.strip() for s in kept).strip()
@@ -93,12 +95,35 @@ class WhisperEngine:
 
 
 class WhisperSTT(SegmentedSTTService):
-    """pipecat segmented STT over a shared :class:`WhisperEngine`."""
+    """pipecat segmented STT over a shared :class:`WhisperEngine`.
+
+    The VAD cuts speech at every pause, and Whisper garbles a short fragment heard
+    alone ("Je suis Paul Girard," then "né le 4 juin 1978"). So each new segment is
+    transcribed *together with* the earlier segments the patient said since the bot
+    last spoke: Whisper always encodes a 30 s window, so this costs no more, and the
+    transcript of a split utterance comes out whole. ``TranscriptionFrame.result``
+    is a :class:`Transcript`; ``segments > 1`` marks such a re-transcription.
+    """
+
+    MAX_TURN_S = 25.0
 
     def __init__(self, *, engine: WhisperEngine, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(settings=STTSettings(model=str(engine.model_dir.name), language=engine.language),
+                         **kwargs)
         self._engine = engine
         self.last: Transcript | None = None
+        self._turn_audio = bytearray()
+        self._turn_segments = 0
+
+    def has_pending_segments(self) -> bool:
+        """Whether more of the patient's speech is queued for transcription."""
+        return self._segment_queue.qsize() > 0
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, BotStartedSpeakingFrame):
+            self._turn_audio.clear()  # the bot answered: a new utterance starts
+            self._turn_segments = 0
+        await super().process_frame(frame, direction)
 
     @property
     def wants_wav_segments(self) -> bool:
@@ -108,9 +133,15 @@ class WhisperSTT(SegmentedSTTService):
         return True
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
+        self._turn_audio += audio
+        self._turn_segments += 1
+        limit = int(self.MAX_TURN_S * self.sample_rate) * 2
+        if len(self._turn_audio) > limit:
+            del self._turn_audio[:len(self._turn_audio) - limit]
+        pcm = bytes(self._turn_audio)
         await self.start_processing_metrics()
         try:
-            result = await asyncio.to_thread(self._engine.transcribe, audio, self.sample_rate)
+            result = await asyncio.to_thread(self._engine.transcribe, pcm, self.sample_rate)
         except Exception as exc:
             logger.exception("transcription failed")
             yield ErrorFrame(error=f"transcription failed: {exc}")
@@ -120,5 +151,6 @@ class WhisperSTT(SegmentedSTTService):
         self.last = result
         logger.info("STT %.2fs for %.1fs audio: %r", result.elapsed_s, result.audio_s, result.text)
         if result.text:
-            yield TranscriptionFrame(text=result.text, user_id="caller", timestamp=time_now_iso8601(),
-                                     result=result)
+            frame = TranscriptionFrame(text=result.text, user_id="caller",
+                                       timestamp=time_now_iso8601(), result=result)
+            yield frame

@@ -34,6 +34,11 @@ __all__ = ["PracticeTools"]
 
 logger = logging.getLogger(__name__)
 
+# what the model may say -> records' message kinds
+_MESSAGE_KINDS = {"ordonnance": "prescription_renewal", "resultats": "results", "rappel": "callback",
+                  "question": "medical_question", "autre": "other"}
+
+
 @dataclass
 class _State:
     offered: list[Any] = field(default_factory=list)  # records.Slot
@@ -65,8 +70,8 @@ class PracticeTools:
         self.actions: list[tuple[str, dict[str, Any], str]] = []
         self._source = "rules"
 
-    def _log(self, name: str, **args: Any) -> None:
-        self.actions.append((name, {k: v for k, v in args.items() if v not in (None, "")}, self._source))
+    def _log(self, tool: str, **args: Any) -> None:
+        self.actions.append((tool, {k: v for k, v in args.items() if v not in (None, "")}, self._source))
 
     # -- schema -------------------------------------------------------------------------------
     def schemas(self) -> list[dict[str, Any]]:
@@ -110,7 +115,7 @@ class PracticeTools:
         self._source = "rules"
         st.rule_turns += 1
         agreed = is_agreement(text)
-        identity = extract_identity(text)
+        identity = extract_identity(text, expecting=st.proposed is not None and st.accepted)
         if identity is not None:
             st.identity = identity
         if st.pending_booking is not None:
@@ -192,9 +197,11 @@ class PracticeTools:
         appt_type = self._appointment_type(practitioner, reason)
         if appt_type:
             kwargs["appointment_type"] = appt_type
+        from records import RecordsError
+
         try:
             slots = await self._booking.find_free_slots(**kwargs)
-        except (ValueError, LookupError) as exc:
+        except RecordsError as exc:
             return ToolResult(content=f"error: {exc}", ok=False,
                               say="Je ne trouve pas ce médecin au cabinet. Vous pouvez voir le docteur "
                                   "Morel en médecine générale ou le docteur Haddad en dermatologie.")
@@ -257,6 +264,12 @@ class PracticeTools:
                                            appointment_type=slot.appointment_type, start=slot.start,
                                            patient=patient, actor=f"assistant:{self._call_id}",
                                            call_id=self._call_id)
+        other = self._other_visit_type(slot, outcome)
+        if other is not None:  # first visit vs follow-up: the agenda knows the patient's history
+            outcome = await self._booking.book(practitioner_id=slot.practitioner_id,
+                                               appointment_type=other, start=slot.start,
+                                               patient=patient, actor=f"assistant:{self._call_id}",
+                                               call_id=self._call_id)
         if outcome.status == "booked":
             st.booked.append(str(outcome.appointment_id))
             st.proposed, st.offered, st.accepted = None, [], False
@@ -273,8 +286,39 @@ class PracticeTools:
                                       f"{self._say_slot(rest[0])}. Cela vous convient-il ?")
             return ToolResult(content="slot taken", say="Ce créneau vient d'être pris. "
                               "Voulez-vous que je cherche un autre jour ?")
+        if outcome.status == "unavailable":
+            return ToolResult(content="agenda unavailable; request kept for the staff", ok=False,
+                              say="Je n'arrive pas à accéder à l'agenda pour le moment. J'ai noté votre "
+                                  "demande, le secrétariat vous rappellera pour la confirmer.",
+                              handoff=Handoff("bot_failure", "agenda database unavailable"))
+        if "birth date" in outcome.message:
+            # same name on file with another date of birth: misheard, or someone else
+            st.identity = None
+            from knowledge.phrasing import say_date
+
+            return ToolResult(content="identity mismatch", ok=False,
+                              say=f"Je n'ai pas de dossier à ce nom avec la date de naissance du "
+                                  f"{say_date(dob, with_weekday=False)} {dob.year}. Pouvez-vous me redire votre nom et votre date de "
+                                  "naissance, s'il vous plaît ?")
         return ToolResult(content=f"invalid: {outcome.message}", ok=False,
                           say="Je ne peux pas réserver ce créneau. Voulez-vous une autre date ?")
+
+    def _other_visit_type(self, slot: Any, outcome: Any) -> str | None:
+        """The follow-up type when a first-visit type was refused (or the reverse)."""
+        if outcome.status != "invalid":
+            return None
+        msg = outcome.message.lower()
+        if "new patients only" in msg:
+            want_follow_up = True
+        elif "already followed" in msg:
+            want_follow_up = False
+        else:
+            return None
+        for t in getattr(self._profile, "appointment_types", ()):
+            if (slot.practitioner_id in t.practitioners and t.code != slot.appointment_type
+                    and (t.follow_up_only if want_follow_up else t.new_patients_only)):
+                return str(t.code)
+        return None
 
     def _practice_info(self, topic: str) -> ToolResult:
         self._log("practice_info", topic=topic)
@@ -286,9 +330,14 @@ class PracticeTools:
     async def _leave_message(self, kind: str = "question", message: str = "",
                              name: str | None = None) -> ToolResult:
         self._log("leave_message", kind=kind, message=message, name=name)
-        await self._booking.leave_message(kind=kind, content=message, caller_name=name,
-                                          phone=self._caller_number, call_id=self._call_id,
-                                          actor=f"assistant:{self._call_id}")
+        outcome = await self._booking.leave_message(
+            kind=_MESSAGE_KINDS.get(fold(kind).strip(), "other"), body=message or "(vide)",
+            caller_name=name, callback_number=self._caller_number, call_id=self._call_id,
+            actor=f"assistant:{self._call_id}")
+        if outcome.status == "invalid":
+            return ToolResult(content=f"invalid: {outcome.message}", ok=False,
+                              say="Je n'ai pas pu enregistrer ce message. Je vous passe une secrétaire.",
+                              handoff=Handoff("bot_failure", f"message not saved: {message[:120]}"))
         return ToolResult(content="message saved",
                           say="C'est noté, je transmets votre message au secrétariat, qui vous "
                               "rappellera. Puis-je faire autre chose pour vous ?")

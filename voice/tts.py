@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 try:
     from pipecat.frames.frames import ErrorFrame, Frame
+    from pipecat.services.settings import TTSSettings
     from pipecat.services.tts_service import TTSService
 except ModuleNotFoundError as e:  # pragma: no cover - install hint
     raise ImportError(f"voice.tts needs pipecat: pip install -e '.[voice]' ({e})") from e
@@ -94,7 +95,9 @@ class EngineTTSService(TTSService):
     """pipecat TTS service over a shared, already loaded :class:`TTSEngine`."""
 
     def __init__(self, *, engine: TTSEngine, **kwargs: Any) -> None:
-        super().__init__(push_start_frame=True, push_stop_frames=True, **kwargs)
+        super().__init__(push_start_frame=True, push_stop_frames=True,
+                         settings=TTSSettings(model=None, voice=type(engine).__name__, language=None),
+                         **kwargs)
         self._engine = engine
 
     def can_generate_metrics(self) -> bool:

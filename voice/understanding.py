@@ -81,18 +81,30 @@ _NAME_INTRO = re.compile(
 _STOP = {"ne", "nee", "né", "née", "et", "je", "le", "la", "de", "du", "mon", "ma", "pour", "oui", "bien"}
 
 
-def extract_identity(text: str) -> tuple[str, date] | None:
-    """("Paul Girard", 1978-06-04) from "Je suis Paul Girard, né le 4 juin 1978", or None."""
+def extract_identity(text: str, *, expecting: bool = False) -> tuple[str, date] | None:
+    """("Paul Girard", 1978-06-04) from "Je suis Paul Girard, né le 4 juin 1978", or None.
+
+    ``expecting``: the assistant has just asked for the name, so a bare
+    "Paul Girard, né le …" (no "je suis") is accepted too."""
     from records.spoken_dates import parse_spoken_date
 
     dob = parse_spoken_date(text)
     if dob is None:
         return None
-    m = _NAME_INTRO.search(text.replace(",", " , "))
-    if not m:
+    src = re.sub(r"['’]", " ", text).replace(",", " , ").replace(".", " . ")
+    m = _NAME_INTRO.search(src)
+    if m:
+        candidate = m[1]
+    elif expecting:
+        bare = re.match(r"\s*(?:(?:oui|alors|donc|euh|c est)\s*,?\s*)*([A-Za-zÀ-ÿ][\w\-À-ÿ]+"
+                        r"(?:\s+[A-Za-zÀ-ÿ][\w\-À-ÿ]+){1,2})", src, re.I)
+        if not bare:
+            return None
+        candidate = bare[1]
+    else:
         return None
     words = []
-    for w in m[1].split():
+    for w in candidate.split():
         if fold(w) in _STOP:
             break
         words.append(w)
@@ -111,7 +123,7 @@ def resolve_day(expr: str | None, today: date) -> tuple[date, date, str | None]:
     ISO) into a date range, plus a day part if one was said with it."""
     t = fold(expr or "")
     part = None
-    if "apres" in t and "midi" in t:
+    if re.search(r"apres[ -]?midi|\b(?:a )?p[ae]m[ie]d[iy]\b|\bam[ie]di\b", t):
         part = "afternoon"
     elif "matin" in t:
         part = "morning"
