@@ -80,7 +80,8 @@ def check_rules(rules_path: Path | None, labelled_path: Path | None, show_all: b
     if labelled_path is None:
         from knowledge.evaluation import default_labelled_path
 
-        holdouts = sorted(default_labelled_path().parent.glob("safety_fr_holdout*.yaml"))
+        holdouts = sorted(default_labelled_path().parent.glob("safety_fr_holdout*.yaml"),
+                          key=lambda p: (len(p.stem), p.stem))
         if holdouts:
             click.echo("\nheld-out sets:")
         for path in holdouts:

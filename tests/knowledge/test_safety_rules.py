@@ -24,7 +24,8 @@ from knowledge.safety import (
     normalize,
 )
 
-HOLDOUTS = sorted(default_labelled_path().parent.glob("safety_fr_holdout*.yaml"))
+HOLDOUTS = sorted(default_labelled_path().parent.glob("safety_fr_holdout*.yaml"),
+                  key=lambda p: (len(p.stem), p.stem))
 SETS = [default_labelled_path(), *HOLDOUTS]
 SET_IDS = ["main", *(p.stem for p in HOLDOUTS)]
 
