@@ -74,3 +74,24 @@ else
   # Sourced: the caller's own arguments (e.g. pytest's) are not for us.
   _twin_services || { echo "services.sh: PostgreSQL could not be started" >&2; false; }
 fi
+
+# ---------------------------------------------------------------------------------
+# telephony/docker block (owner: telephony): Debian's docker-compose (v1.29) so that
+# tests/test_docker_configs.py can validate docker/compose.yaml without a Docker
+# engine (`docker-compose config` needs no daemon). Best effort: without it, that one
+# test is skipped with a message.
+_twin_docker_compose() {
+  command -v docker-compose >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "services.sh: docker-compose missing; run as root or: apt-get install docker-compose" >&2
+    return 0
+  fi
+  echo "==> installing docker-compose (apt-get)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >&2 \
+    || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >&2; } \
+    || echo "services.sh: could not install docker-compose" >&2
+  return 0
+}
+if [ "${1:-}" != "stop" ] || [ "${BASH_SOURCE[0]}" != "$0" ]; then
+  _twin_docker_compose
+fi
