@@ -135,9 +135,9 @@ class _AgentProcessor(FrameProcessor):
 
     def __init__(self, *, agent: CallAgent, on_agent_done: Callable[[], Awaitable[None]],
                  on_text: Callable[[str, str], None] | None = None,
-                 more_speech_pending: Callable[[], bool] = lambda: False) -> None:
+                 stt_segments_done: Callable[[], int] | None = None) -> None:
         super().__init__()
-        self._more_speech_pending = more_speech_pending
+        self._stt_segments_done = stt_segments_done
         self._agent = agent
         self._on_agent_done = on_agent_done
         self._on_text = on_text or (lambda _who, _text: None)
@@ -146,6 +146,7 @@ class _AgentProcessor(FrameProcessor):
         self._user_speaking = False
         self._held_text = ""  # a turn that ended while the patient had already started again
         self._held_timer: asyncio.Task[None] | None = None
+        self._vad_stops = 0  # speech segments ended since the bot last started speaking
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -169,8 +170,12 @@ class _AgentProcessor(FrameProcessor):
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             logger.debug("VAD: user stopped speaking")
             self._user_speaking = False
+            self._vad_stops += 1
             if self._held_text and self._held_timer is None:
                 self._held_timer = self.create_task(self._answer_held_later())
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, BotStartedSpeakingFrame):
+            self._vad_stops = 0
             await self.push_frame(frame, direction)
         elif isinstance(frame, InputDTMFFrame):
             await self._on_dtmf(str(frame.button.value))
@@ -197,6 +202,7 @@ class _AgentProcessor(FrameProcessor):
         await self._cancel()
         await self._cancel_held_timer()
         if self._user_speaking or self._more_speech_pending():
+            logger.debug("holding the turn: the patient is still talking")
             self._held_text = text
             if not self._user_speaking:  # a later segment is being transcribed
                 self._held_timer = self.create_task(self._answer_held_later())
@@ -204,6 +210,12 @@ class _AgentProcessor(FrameProcessor):
         self._held_text = ""
         self._spoke = False
         self._task = self.create_task(self._respond(text))
+
+    def _more_speech_pending(self) -> bool:
+        """Speech segments ended that the STT has not transcribed yet."""
+        if self._stt_segments_done is None:
+            return False
+        return self._vad_stops > self._stt_segments_done()
 
     async def _answer_held_later(self, wait_s: float = 4.0) -> None:
         """The patient paused again but no new transcript came (noise, a cough, a
@@ -302,8 +314,8 @@ class CallPipeline:
             user_turn_stop_timeout=3.0))
         agent_proc = _AgentProcessor(agent=self._agent, on_agent_done=self._agent_finished,
                                      on_text=self._on_text,
-                                     more_speech_pending=getattr(self._stt, "has_pending_segments",
-                                                                 lambda: False))
+                                     stt_segments_done=(lambda: int(self._stt.completed_segments))
+                                     if hasattr(self._stt, "completed_segments") else None)
         pipeline = Pipeline([transport.input(), self._stt, user, agent_proc, self._tts,
                              transport.output()])
         rate = int(self._session.sample_rate)

@@ -113,16 +113,17 @@ class WhisperSTT(SegmentedSTTService):
         self._engine = engine
         self.last: Transcript | None = None
         self._turn_audio = bytearray()
-        self._turn_segments = 0
+        self._completed = 0
 
-    def has_pending_segments(self) -> bool:
-        """Whether more of the patient's speech is queued for transcription."""
-        return self._segment_queue.qsize() > 0
+    @property
+    def completed_segments(self) -> int:
+        """Speech segments transcribed since the bot last started speaking."""
+        return self._completed
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, BotStartedSpeakingFrame):
             self._turn_audio.clear()  # the bot answered: a new utterance starts
-            self._turn_segments = 0
+            self._completed = 0
         await super().process_frame(frame, direction)
 
     @property
@@ -134,7 +135,6 @@ class WhisperSTT(SegmentedSTTService):
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         self._turn_audio += audio
-        self._turn_segments += 1
         limit = int(self.MAX_TURN_S * self.sample_rate) * 2
         if len(self._turn_audio) > limit:
             del self._turn_audio[:len(self._turn_audio) - limit]
@@ -147,6 +147,7 @@ class WhisperSTT(SegmentedSTTService):
             yield ErrorFrame(error=f"transcription failed: {exc}")
             return
         finally:
+            self._completed += 1
             await self.stop_processing_metrics()
         self.last = result
         logger.info("STT %.2fs for %.1fs audio: %r", result.elapsed_s, result.audio_s, result.text)
