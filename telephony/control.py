@@ -53,6 +53,11 @@ class AmiCallControl:
                     logger.error("call %s: AMI redirect failed: %s", call_id, exc)
         return ok
 
+    async def lookup_call(self, call_id: str, *, wait_s: float = 0.3) -> tuple[str, str] | None:
+        """(channel, caller number) of a call, from the dialplan's VarSet event."""
+        chan = self.ami.call_channel(call_id) or await self.ami.wait_call_channel(call_id, wait_s)
+        return (chan.channel, chan.caller_number) if chan is not None else None
+
 
 class HandoffOnlyHandler:
     """Every call goes to a human at once (the assistant is unavailable)."""

@@ -226,6 +226,7 @@ class AudioSocketServer:
         logger.info("call %s: connected from %s", call_id, session.remote)
         try:
             await session.start(early)
+            await self._describe(session)
             if self._hooks is not None:
                 self._hooks.call_started(session)
             error = await self._run_handler(session)
@@ -247,6 +248,22 @@ class AudioSocketServer:
                     self._hooks.call_ended(session, duration_s=duration, error=error)
             logger.info("call %s: ended after %.1f s (%s)", call_id, duration,
                         session.hangup_reason)
+
+    async def _describe(self, session: CallSession) -> None:
+        """Fill ``channel`` / ``caller_number`` when the call control can tell (AMI)."""
+        lookup = getattr(self._control, "lookup_call", None)
+        if lookup is None:
+            return
+        try:
+            found = await lookup(session.call_id)
+        except Exception as exc:
+            logger.warning("call %s: channel lookup failed: %s", session.call_id, exc)
+            return
+        if found:
+            session.channel, number = found
+            session.caller_number = number or None
+            logger.info("call %s: channel %s, caller %s", session.call_id, session.channel,
+                        session.caller_number)
 
     async def _run_handler(self, session: CallSession) -> BaseException | None:
         task = asyncio.create_task(self._handler(session), name=f"call-{session.call_id}")

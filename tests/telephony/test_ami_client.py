@@ -19,6 +19,7 @@ from telephony.ami import (
     parse_message,
 )
 from telephony.audiosocket import Kind
+from telephony.control import AmiCallControl
 from telephony.session import CallSession
 
 CALL = "0b3e6a4c-2f1d-4c59-9a7e-1d2c3b4a5f60"
@@ -194,11 +195,13 @@ async def test_audiosocket_handoff_through_ami(replay, server_factory) -> None:
             break
 
     rec = Recorder(body=hand)
-    server = await server_factory(rec, control=ami)
+    server = await server_factory(rec, control=AmiCallControl(ami=ami))
     caller = await RawCaller.connect(server.port, call_id=CALL)
     await caller.send_audio(bytes(320))
     assert (await caller.read_to_eof())[-1].kind is Kind.HANGUP
-    req = rec.sessions[CALL].handoff_request
+    session = rec.sessions[CALL]
+    assert (session.channel, session.caller_number) == ("PJSIP/trunk-00000007", "0612345678")
+    req = session.handoff_request
     assert req is not None and req.variables_set
     assert srv.failures == []
     assert "Value: chest pain for one hour" in srv.received[0].decode()
