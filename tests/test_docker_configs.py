@@ -191,7 +191,8 @@ def test_dialplan_answers_then_audiosocket_then_queue_or_message() -> None:
     text = "\n".join(steps)
     i_answer = text.index("Answer()")
     i_uuid = text.index("Set(CALL_UUID=")
-    i_as = text.index("AudioSocket(${CALL_UUID},${TWIN_AUDIOSOCKET})")
+    # TryExec: a failed AudioSocket (app down, 2 s timeout, error frame) must not hang up
+    i_as = text.index("TryExec(AudioSocket(${CALL_UUID},${TWIN_AUDIOSOCKET}))")
     assert i_answer < i_uuid < i_as  # answered before AudioSocket, UUID set (VarSet) first
     after = text[i_as:]
     assert '"${TWIN_OUTCOME}" = "done"' in after and "Goto(twin-handoff,s,1)" in after
