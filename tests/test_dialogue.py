@@ -164,3 +164,34 @@ async def test_known_name_with_another_birth_date_is_asked_again(booking: Bookin
     assert tools.booked_ids() == []
     reply = await _say(agent, "Paul Girard, né le 4 juin 1978.")
     assert "C'est noté" in reply and len(tools.booked_ids()) == 1
+
+
+def _safe_agent(booking: BookingService, llm: ScriptedLLM) -> tuple[CallAgent, PracticeTools]:
+    from knowledge.safety import SafetyRules
+
+    agent, tools = _agent(booking, llm)
+    agent._safety = SafetyRules.load()
+    return agent, tools
+
+
+async def test_english_caller_is_handed_to_a_human_in_english(booking: BookingService) -> None:
+    llm = ScriptedLLM()
+    agent, _tools = _safe_agent(booking, llm)
+    reply = await _say(agent, "Hello, do you speak English? I would like to see a doctor please.")
+    assert "English" in reply and agent.handoff is not None and agent.handoff.reason == "language"
+    assert llm.requests == []
+
+
+async def test_two_unintelligible_turns_hand_off(booking: BookingService) -> None:
+    agent, _tools = _safe_agent(booking, ScriptedLLM())
+    first = await _say(agent, "Sous-titres réalisés par la communauté d'Amara.org")
+    assert "répéter" in first or "toujours là" in first
+    assert not agent.ended
+    await _say(agent, "...")
+    assert agent.ended and agent.handoff is not None and agent.handoff.reason == "misunderstanding"
+
+
+async def test_caller_objecting_to_recording_is_acknowledged(booking: BookingService) -> None:
+    agent, _tools = _safe_agent(booking, ScriptedLLM())
+    reply = await _say(agent, "Je ne veux pas être enregistré.")
+    assert "ne sera pas conservé" in reply and agent.recording_objected and not agent.ended

@@ -95,7 +95,7 @@ async def voice_runtime(settings: Settings, *, seed_demo: bool = True, audio: bo
         try:
             from knowledge.safety import SafetyRules
 
-            safety = SafetyRules.load()
+            safety = SafetyRules.load(emergency_numbers=profile.policies.emergency_numbers)
         except ModuleNotFoundError:  # pragma: no cover - knowledge always ships it
             logger.warning("safety rules unavailable")
         services = VoiceServices(llm=llm, whisper=whisper, tts_engine=tts, booking=booking,

@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from knowledge.consent import objects_to_recording
+from knowledge.safety import EscalationTracker, TurnOutcome, classify_transcript, detect_language
 from voice.llm import ChatLLM, LLMUnavailableError, TextDelta, ToolCall
 
 __all__ = [
@@ -92,7 +94,7 @@ class CallAgent:
 
     def __init__(self, *, llm: ChatLLM, tools: CallTools, system_prompt: str, greeting: str,
                  safety: SafetyCheck | None = None, filler: str = "Un instant, je regarde.",
-                 max_tool_rounds: int = 3) -> None:
+                 max_tool_rounds: int = 3, max_failed_turns: int = 2) -> None:
         self._llm = llm
         self._tools = tools
         self._safety = safety
@@ -103,6 +105,8 @@ class CallAgent:
         self.turns: list[AgentTurn] = []
         self.ended = False
         self.handoff: Handoff | None = None
+        self.recording_objected = False
+        self._escalation = EscalationTracker(max_failures=max_failed_turns)
 
     def greeting(self) -> str:
         self.messages.append({"role": "assistant", "content": self._greeting})
@@ -142,22 +146,46 @@ class CallAgent:
             return
         self.messages.append({"role": "user", "content": user_text})
 
-        verdict = self._safety.assess(user_text) if self._safety else None
+        context = [t.user for t in self.turns[:-1]][-2:]
+        verdict = self._safety.assess(user_text, context=context) if self._safety else None
         category = getattr(verdict, "category", "none") if verdict else "none"
         turn.safety = category
+        outcome = classify_transcript(user_text)
+        decision = self._escalation.record(outcome, verdict=verdict)
         if verdict is not None and category in _ESCALATE:
             script = verdict.response_fr
-            self.messages.append({"role": "assistant", "content": script})
-            turn.reply = script
             reason = "caller_request" if category == "human_request" else category
-            self._finish(handoff=Handoff(reason=reason, summary=f"{category}: « {user_text[:160]} »"))
-            yield script
+            async for piece in self._scripted(turn, script, Handoff(
+                    reason=reason, summary=f"{category}: « {user_text[:160]} »")):
+                yield piece
+            return
+        if decision.handoff:  # failed understandings in a row, or insisting on medical advice
+            async for piece in self._scripted(turn, decision.say_fr or FALLBACK_HANDOFF_FR, Handoff(
+                    reason=decision.reason or "misunderstanding",
+                    summary=f"{decision.reason}: « {user_text[:160]} »")):
+                yield piece
+            return
+        if outcome is not TurnOutcome.UNDERSTOOD:
+            async for piece in self._scripted(turn, decision.say_fr or "Pouvez-vous répéter ?"):
+                yield piece
+            return
+        if detect_language(user_text) == "en":
+            async for piece in self._scripted(
+                    turn, "I will put you through to a secretary who can help you in English. "
+                          "Please hold the line.",
+                    Handoff(reason="language", summary=f"English-speaking caller: « {user_text[:160]} »")):
+                yield piece
+            return
+        if objects_to_recording(user_text) and not self.recording_objected:
+            self.recording_objected = True
+            async for piece in self._scripted(
+                    turn, "C'est noté : votre appel ne sera pas conservé. Que puis-je faire pour vous ?"):
+                yield piece
             return
         if verdict is not None and category == "medical_advice":
-            # Decline in fixed words, then let the model carry on (offer a slot or a message).
-            turn.reply += verdict.response_fr + " "
-            yield verdict.response_fr
-            self.messages.append({"role": "assistant", "content": verdict.response_fr})
+            # Decline in fixed words; the script offers an appointment or a message.
+            async for piece in self._scripted(turn, verdict.response_fr):
+                yield piece
             return
 
         direct = await self._tools.on_user_turn(user_text)
@@ -212,6 +240,14 @@ class CallAgent:
                     yield piece
                 return
         yield "Pouvez-vous répéter, s'il vous plaît ?"
+
+    async def _scripted(self, turn: AgentTurn, text: str,
+                        handoff: Handoff | None = None) -> AsyncIterator[str]:
+        self.messages.append({"role": "assistant", "content": text})
+        turn.reply += text
+        if handoff is not None:
+            self._finish(handoff=handoff)
+        yield text
 
     async def _speak_result(self, result: ToolResult) -> AsyncIterator[str]:
         if result.say:

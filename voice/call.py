@@ -51,7 +51,10 @@ class CallReport:
 
 
 def greeting_for(profile: Any) -> str:
-    return f"{profile.practice.name}, bonjour. Que puis-je faire pour vous ?"
+    """Practice name, the recording notice, and whether the practice is open now."""
+    from knowledge.consent import build_greeting
+
+    return str(build_greeting(profile))
 
 
 def make_agent(services: VoiceServices, *, call_id: str, caller_number: str | None = None
@@ -105,6 +108,8 @@ def build_call_handler(services: VoiceServices, *,
             report.handoff = Handoff(reason="bot_failure", summary=str(exc)[:200])
             await _safe(session.handoff(reason="bot_failure", summary=str(exc)[:200]))
         finally:
+            if agent.recording_objected:
+                _forget_recording(session, report)
             report.ended = time.time()
             report.turns = [t.as_dict() for t in pipeline.turns]
             report.booked = tools.booked_ids()
@@ -117,6 +122,17 @@ def build_call_handler(services: VoiceServices, *,
                 on_report(report)
 
     return handle
+
+
+def _forget_recording(session: Any, report: CallReport) -> None:
+    """The caller objected to being recorded: the audio is deleted once the call ends."""
+    path = getattr(session, "recording_path", None)
+    if path:
+        from pathlib import Path
+
+        Path(path).unlink(missing_ok=True)
+        logger.info("call %s: recording deleted at the caller's request", report.call_id)
+    report.recording = None
 
 
 async def _safe(awaitable: Any) -> None:
