@@ -30,6 +30,7 @@ __all__ = ["HealthServer", "ServeMetrics", "ServeState", "run_serve", "serve"]
 
 logger = logging.getLogger(__name__)
 
+_STAGES = ("stt", "llm_first_token", "tts_first_audio", "voice_to_voice")
 _LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0)
 
 
@@ -86,9 +87,10 @@ class ServeMetrics:
     def observe_report(self, report: Any) -> None:
         """``voice.call.CallReport``: per-turn ``*_s`` timings become latency samples."""
         for turn in getattr(report, "turns", None) or []:
-            for key, value in dict(turn).items():
-                if key.endswith("_s") and isinstance(value, int | float) and value >= 0:
-                    self.latency.labels(key[:-2]).observe(float(value))
+            for stage in _STAGES:
+                value = dict(turn).get(f"{stage}_s")
+                if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+                    self.latency.labels(stage).observe(float(value))
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest

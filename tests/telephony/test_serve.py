@@ -251,3 +251,21 @@ async def test_twin_serve_check_reports_config_errors(tmp_path: Path) -> None:
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         out, _ = await asyncio.wait_for(proc.communicate(), 30)
         assert proc.returncode == want_rc and want in out.decode()
+
+
+def test_metrics_take_per_stage_latency_from_call_reports() -> None:
+    from types import SimpleNamespace
+
+    from twin.serve import ServeMetrics
+
+    m = ServeMetrics()
+    m.observe_report(SimpleNamespace(turns=[
+        {"text": "bonjour", "stt_s": 0.4, "llm_first_token_s": 0.3, "tts_first_audio_s": 0.05,
+         "voice_to_voice_s": 0.8},
+        {"text": "…", "stt_s": None, "llm_first_token_s": None, "tts_first_audio_s": None,
+         "voice_to_voice_s": None, "started_at_s": 1.7e9}]))
+    text = m.render().decode()
+    assert 'twin_stage_latency_seconds_count{stage="voice_to_voice"} 1.0' in text
+    assert 'twin_stage_latency_seconds_bucket{le="1.0",stage="voice_to_voice"} 1.0' in text
+    assert 'twin_stage_latency_seconds_bucket{le="0.75",stage="voice_to_voice"} 0.0' in text
+    assert "started_at" not in text
