@@ -208,6 +208,7 @@ class AmiClient:
         self._by_uuid: dict[str, CallChannel] = {}
         self._by_channel: dict[str, str] = {}
         self._uuid_seen = asyncio.Condition()
+        self._notify_tasks: set[asyncio.Task[None]] = set()
         self.banner: str | None = None
         self.connects = 0
         self.errors = 0
@@ -423,7 +424,9 @@ class AmiClient:
                     call_id=call_id, channel=channel, uniqueid=msg.get("Uniqueid") or "",
                     caller_number=msg.get("CallerIDNum") or "")
                 self._by_channel[channel] = call_id
-                asyncio.get_running_loop().create_task(self._notify_uuid())
+                task = asyncio.get_running_loop().create_task(self._notify_uuid())
+                self._notify_tasks.add(task)
+                task.add_done_callback(self._notify_tasks.discard)
         elif ev == "Hangup":
             call_id = self._by_channel.pop(msg.get("Channel") or "", "")
             if call_id:

@@ -115,9 +115,10 @@ class AudioSocketServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        # Calls still in progress go to a human rather than being cut off.
         for s in list(self._sessions.values()):
             with contextlib.suppress(Exception):
-                await s.hangup()
+                await s.handoff(reason="service_shutdown", summary="assistant stopping")
         tasks = list(self._conn_tasks)
         for t in tasks:
             t.cancel()

@@ -121,6 +121,9 @@ class SessionOptions:
         "help": "How long handoff() waits for the call-control backend before ending the leg."})
     summary_max_chars: int = field(default=200, metadata={
         "help": "Longest handoff summary put in a channel variable (one line)."})
+    caller_idle_timeout_s: float = field(default=10.0, metadata={
+        "help": "End the call when the peer sends no frame at all for this long (Asterisk "
+                "sends audio every 20 ms; a silent peer is a dead or rogue connection)."})
 
 
 def _one_line(text: str, limit: int) -> str:
@@ -170,6 +173,7 @@ class CallSession:
         self._tasks: list[asyncio.Task[None]] = []
         self._recorder: StereoRecorder | None = None
         self._rate_fixed = False
+        self._hangup_delivered = False
         self._write_lock = asyncio.Lock()
 
     # -- lifecycle (the server calls these) -------------------------------------------------
@@ -229,13 +233,13 @@ class CallSession:
 
     async def events(self) -> AsyncIterator[CallEvent]:
         """Caller events until the call ends; the last one is always a :class:`Hangup`."""
-        while True:
+        while not self._hangup_delivered:
             event = await self._events.get()
             if isinstance(event, AudioIn):
                 self._audio_queued -= 1
-            yield event
             if isinstance(event, Hangup):
-                return
+                self._hangup_delivered = True
+            yield event
 
     def _fix_rate(self, frame: Frame) -> None:
         if frame.kind in AUDIO_KINDS and not self._rate_fixed:
@@ -289,8 +293,16 @@ class CallSession:
 
     async def _read_loop(self) -> None:
         try:
+            idle = self._opt.caller_idle_timeout_s
             while not self.closed:
-                frame = await read_frame(self._reader)
+                try:
+                    frame = await asyncio.wait_for(read_frame(self._reader), timeout=idle)
+                except TimeoutError:
+                    logger.error("call %s: no frame from %s for %.0f s; ending the call",
+                                 self.call_id, self.remote, idle)
+                    self._finish(f"no frames for {idle:g} s")
+                    await self._send_error_and_close()
+                    return
                 if frame is None:
                     self._finish("socket closed")
                     return

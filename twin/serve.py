@@ -247,11 +247,11 @@ async def run_serve(config: ServeConfig, *, stop: asyncio.Event | None = None,
             uuid_timeout_s=config.audiosocket.uuid_timeout_s,
             recordings_dir=Path(rec_dir) if rec_dir else None, control=control,
             hooks=state.metrics)
-        await state.server.start()
-        stack.push_async_callback(state.server.stop)
-        if state.ami is not None:
+        if state.ami is not None:  # stopped after the server, so shutdown handoffs reach AMI
             await state.ami.start()
             stack.push_async_callback(state.ami.stop)
+        await state.server.start()
+        stack.push_async_callback(state.server.stop)
         if config.metrics.enabled:
             state.health = HealthServer(host=config.metrics.host, port=config.metrics.port,
                                         status=state.status, metrics=state.metrics.render)

@@ -185,3 +185,35 @@ async def test_handler_that_ignores_the_hangup_is_cancelled(server_factory) -> N
             break
         await asyncio.sleep(0.02)
     assert server.active_calls == 0
+
+
+async def test_peer_that_goes_silent_is_ended(server_factory, caplog) -> None:
+    rec = Recorder()
+    server = await server_factory(rec, session_options=SessionOptions(caller_idle_timeout_s=0.3))
+    c = await RawCaller.connect(server.port)
+    await c.send_audio(bytes(320))  # then nothing at all, socket left open
+    assert (await c.read_to_eof())[-1].kind is Kind.ERROR
+    await asyncio.wait_for(rec.done_event(c.call_id).wait(), 5)
+    assert rec.sessions[c.call_id].hangup_reason == "no frames for 0.3 s"
+    assert "no frame from" in caplog.text
+    await c.close()
+
+
+async def test_stopping_the_server_hands_live_calls_to_a_human(server_factory) -> None:
+    control = FakeControl()
+    rec = Recorder()
+    server = await server_factory(rec, control=control)
+    c = await RawCaller.connect(server.port)
+    await c.send_audio(bytes(320))
+    for _ in range(100):
+        if server.active_calls:
+            break
+        await asyncio.sleep(0.02)
+    await server.stop()
+    assert (await c.read_to_eof())[-1].kind is Kind.HANGUP
+    assert control.calls[0][1]["TWIN_OUTCOME"] == "handoff"
+    assert control.calls[0][1]["TWIN_HANDOFF_REASON"] == "service_shutdown"
+    # events() after the end returns at once instead of blocking
+    session = rec.sessions[c.call_id]
+    assert [e async for e in session.events()] == []
+    await c.close()
