@@ -84,18 +84,27 @@ class TurnResult:
     index: int
     source: str
     patient_start_s: float | None = None  # seconds since connect
-    patient_end_s: float | None = None
+    patient_end_s: float | None = None  # the turn's audio (incl. trailing silence) was sent
+    patient_speech_end_s: float | None = None  # end of its last non-silent 20 ms frame
     bot_turn_ended: bool = True  # False: we spoke after timeout_s without the bot finishing
     barged_in: bool = False  # we spoke while the bot was talking
     bot_first_audio_s: float | None = None  # first non-silent bot frame after patient_end
     bot_last_audio_s: float | None = None
+    bot_overlaps: int = 0  # the bot spoke in a pause, then the patient went on speaking
+
+    @property
+    def speech_end_s(self) -> float | None:
+        return self.patient_speech_end_s if self.patient_speech_end_s is not None \
+            else self.patient_end_s
 
     @property
     def latency_s(self) -> float | None:
-        """Voice-to-voice latency as heard by the caller."""
-        if self.bot_first_audio_s is None or self.patient_end_s is None:
+        """Voice-to-voice latency as heard by the caller: end of the patient's speech
+        (last non-silent frame) -> first non-silent bot frame after it."""
+        end = self.speech_end_s
+        if self.bot_first_audio_s is None or end is None:
             return None
-        return self.bot_first_audio_s - self.patient_end_s
+        return self.bot_first_audio_s - end
 
     @property
     def bot_speech_s(self) -> float | None:
@@ -106,6 +115,8 @@ class TurnResult:
     def as_dict(self) -> dict[str, object]:
         return {"index": self.index, "source": self.source,
                 "patient_start_s": self.patient_start_s, "patient_end_s": self.patient_end_s,
+                "patient_speech_end_s": self.patient_speech_end_s,
+                "bot_overlaps": self.bot_overlaps,
                 "bot_turn_ended": self.bot_turn_ended, "barged_in": self.barged_in,
                 "bot_first_audio_s": self.bot_first_audio_s, "latency_s": self.latency_s,
                 "bot_speech_s": self.bot_speech_s}
@@ -318,6 +329,13 @@ class CallerSimulator:
             writer.write(encode(Frame(kind, chunk)))
             await writer.drain()
             rec.add_caller(chunk)
+            cur = self._current
+            if (cur is not None and cur.patient_start_s is not None and cur.patient_end_s is None
+                    and rms_dbfs(chunk) > self.speech_threshold_dbfs):
+                cur.patient_speech_end_s = self._now() + FRAME_S
+                if cur.bot_first_audio_s is not None:  # the bot had started in a pause
+                    cur.bot_first_audio_s = cur.bot_last_audio_s = None
+                    cur.bot_overlaps += 1
             if not self._out:
                 self._out_done.set()
             next_t += FRAME_S
@@ -366,12 +384,14 @@ class CallerSimulator:
                 self._bot_speaking = True
                 self._bot_speech_start = now
                 self._emit("bot_speech_start")
-            for t in reversed(self._results):  # the bot answers the latest finished turn
-                if t.patient_end_s is not None:
-                    if t.bot_first_audio_s is None:
-                        t.bot_first_audio_s = now
-                    t.bot_last_audio_s = now
-                    break
+            # the bot answers the latest turn the patient has started
+            cur = next((t for t in reversed(self._results) if t.patient_start_s is not None),
+                       None)
+            end = cur.speech_end_s if cur is not None else None
+            if cur is not None and end is not None and now >= end:
+                if cur.bot_first_audio_s is None:
+                    cur.bot_first_audio_s = now
+                cur.bot_last_audio_s = now
         elif self._bot_speaking and self._last_bot_speech is not None and \
                 now - self._last_bot_speech >= 0.3:
             self._bot_speaking = False

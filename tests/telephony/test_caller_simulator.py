@@ -153,3 +153,18 @@ def test_load_wav_converts_stereo_44k_to_mono_8k(tmp_path: Path) -> None:
     pcm = load_wav(p, 8000)
     assert len(pcm) == 2 * 800
     assert rms_dbfs(pcm) == pytest.approx(rms_dbfs(mono.tobytes()), abs=0.5)
+
+
+async def test_latency_counts_from_the_end_of_speech_and_overlaps_are_seen(
+        server_factory, tmp_path: Path) -> None:
+    bot = ToneBot(reply_delay_s=0.1, reply_ms=300)
+    server = await server_factory(Recorder(body=bot))
+    pcm = tone(8000, 300) + bytes(2 * 8000 * 6 // 10) + tone(8000, 300) + bytes(2 * 8000)
+    sim = CallerSimulator(host="127.0.0.1", port=server.port, end_of_turn_silence_s=0.4,
+                          final_timeout_s=5)
+    rec = await sim.run([PatientTurn(pcm=pcm)], record_to=tmp_path / "o.wav")
+    t = rec.turns[0]
+    assert t.bot_overlaps == 1  # the bot answered in the 600 ms pause, the patient went on
+    assert t.patient_speech_end_s is not None and t.patient_end_s is not None
+    assert t.patient_end_s - t.patient_speech_end_s >= 0.9  # 1 s of trailing silence
+    assert t.latency_s is not None and 0.2 <= t.latency_s < 0.9  # from the speech, not the file
