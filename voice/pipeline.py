@@ -44,7 +44,6 @@ try:
     )
     from pipecat.observers.base_observer import BaseObserver, FramePushed
     from pipecat.pipeline.pipeline import Pipeline
-    from pipecat.pipeline.runner import PipelineRunner
     from pipecat.pipeline.worker import PipelineParams, PipelineWorker
     from pipecat.processors.aggregators.llm_context import LLMContext
     from pipecat.processors.aggregators.llm_response_universal import (
@@ -52,6 +51,7 @@ try:
         LLMUserAggregatorParams,
     )
     from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+    from pipecat.workers.runner import WorkerRunner
 except ModuleNotFoundError as e:  # pragma: no cover - install hint
     raise ImportError(f"voice.pipeline needs pipecat: pip install -e '.[voice]' ({e})") from e
 
@@ -324,7 +324,7 @@ class CallPipeline:
             pipeline, params=PipelineParams(audio_in_sample_rate=rate, audio_out_sample_rate=rate),
             observers=[observer], idle_timeout_secs=None, enable_rtvi=False,
             check_dangling_tasks=False)
-        runner = PipelineRunner(handle_sigint=False)
+        runner = WorkerRunner(handle_sigint=False)
         await runner.add_workers(self._worker)
         watchdog = asyncio.create_task(self._watch())
         try:
@@ -336,8 +336,9 @@ class CallPipeline:
         return CallOutcome(ended_by=self._ended_by, handoff=self._agent.handoff, turns=self.turns)
 
     async def _caller_hung_up(self, reason: str) -> None:
-        logger.info("call %s: caller left (%s)", self._session.call_id, reason)
-        self._ended_by = "caller"
+        logger.info("call %s: leg ended (%s)", self._session.call_id, reason)
+        if self._ended_by != "assistant":
+            self._ended_by = "caller"
         if self._worker is not None:
             await self._worker.cancel(reason=f"caller hung up: {reason}")
 
@@ -352,10 +353,13 @@ class CallPipeline:
         except TimeoutError:
             logger.warning("call %s: maximum call length reached", self._session.call_id)
         else:
+            logger.debug("call %s: agent done, waiting for its last words", self._session.call_id)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._bot_stopped.wait(), timeout=30.0)
+            logger.debug("call %s: bot stopped speaking", self._session.call_id)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._session.wait_played(), timeout=10.0)
+            logger.debug("call %s: played out; ending the leg", self._session.call_id)
             self._ended_by = "assistant"
         handoff = self._agent.handoff
         if handoff is not None:

@@ -1,0 +1,117 @@
+"""End-to-end calls with the real models over a real TCP AudioSocket connection.
+
+The caller simulator dials the AudioSocket server on loopback and plays French
+phone-audio WAVs; Silero VAD, smart-turn, Whisper, the call agent (with the
+embedded llama.cpp LLM where needed) and eSpeak NG answer; the booking is then
+read back from the agenda database. Whisper mishears names and dates on these
+synthetic voices (~11 % of words), so assertions are about outcomes, not words.
+"""
+
+from __future__ import annotations
+
+import socket
+import wave
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from twin.demo import DEMO_AUDIO, DEMO_SCRIPT, run_demo
+from twin.models import ModelMissingError, require
+from twin.settings import Settings
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "calls"
+
+pytestmark = [pytest.mark.slow, pytest.mark.models]
+
+
+def _models_or_skip(*names: str) -> None:
+    for name in names:
+        try:
+            require(name)
+        except ModelMissingError as exc:
+            pytest.fail(f"{exc} (scripts/test.sh installs the models)")
+
+
+def _settings(tmp_path: Path) -> Settings:
+    s = Settings.load(None, env={})
+    s.data_dir = str(tmp_path)
+    return s
+
+
+async def test_booking_call_from_spoken_french(tmp_path: Path) -> None:
+    _models_or_skip("whisper-base", Settings().llm.model)
+    settings = _settings(tmp_path)
+    lines: list[str] = []
+    result = await run_demo(settings, wavs=[DEMO_AUDIO / n for n in DEMO_SCRIPT], echo=lines.append)
+    report = result["report"]
+    assert report is not None, "\n".join(lines)
+    assert report.booked, f"no booking; transcript: {report.transcript}"
+    appts = result["appointments"]
+    assert len(appts) == 1
+    appt = appts[0]
+    # asked: Dr Morel, Thursday afternoon; the row read back from the database
+    assert appt.practitioner_id == "morel" and appt.start.weekday() == 3 and appt.start.hour >= 12
+    assert appt.status == "booked" and appt.created_by == f"assistant:{report.call_id}"
+    assert appt.start.date() > date.today()
+    assert report.ended_by == "assistant" and report.handoff is None
+    # every patient turn got an answer, and both sides were recorded
+    assert all(t["voice_to_voice_s"] is not None for t in report.turns if t["stt_s"] is not None)
+    sizes = [Path(p).stat().st_size for p in (report.recording, result["recording"].path)]  # noqa: ASYNC240
+    assert all(size > 100_000 for size in sizes)
+
+
+def _dead_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_dead_llm_server_hands_the_call_to_a_human(tmp_path: Path) -> None:
+    _models_or_skip("whisper-base")
+    settings = _settings(tmp_path)
+    settings.llm.base_url = f"http://127.0.0.1:{_dead_port()}/v1"  # nothing listens there
+    settings.llm.timeout_s = 3
+    result = await run_demo(settings, wavs=[FIXTURES / "15_ask_opening_hours.wav",
+                                            FIXTURES / "24_goodbye.wav"], echo=lambda _m: None)
+    report = result["report"]
+    assert report is not None and report.handoff is not None
+    assert report.handoff.reason == "bot_failure"
+    said = " ".join(text for who, text in report.transcript if who == "assistant")
+    assert "secrétaire" in said  # the caller was told, not left in silence
+    assert result["appointments"] == []
+
+
+async def test_barge_in_stops_the_bot(tmp_path: Path) -> None:
+    """The patient talks over the greeting: the bot's audio stops within a second."""
+    from telephony.server import AudioSocketServer
+    from telephony.simulator import CallerSimulator, PatientTurn
+    from twin.runtime import voice_runtime
+    from voice.call import build_call_handler
+
+    _models_or_skip("whisper-base")
+    settings = _settings(tmp_path)
+    settings.llm.base_url = f"http://127.0.0.1:{_dead_port()}/v1"  # the greeting needs no LLM
+    async with voice_runtime(settings) as services:
+        server = AudioSocketServer(host="127.0.0.1", port=0, handler=build_call_handler(services))
+        await server.start()
+        try:
+            sim = CallerSimulator(host="127.0.0.1", port=server.port, final_timeout_s=3.0)
+            rec = await sim.run([PatientTurn(wav=FIXTURES / "21_ask_human.wav", wait_for_bot=False,
+                                             barge_in_after_s=1.5)],
+                                record_to=tmp_path / "barge.wav")
+        finally:
+            await server.stop()
+    turn = rec.turns[0]
+    assert turn.barged_in and turn.patient_start_s is not None and turn.patient_end_s is not None
+    with wave.open(str(rec.path)) as w:
+        rate = w.getframerate()
+        both = np.frombuffer(w.readframes(w.getnframes()), np.int16).reshape(-1, 2)
+    bot = both[:, 1].astype(np.float64)
+    # the greeting is ~10 s long: it was talking when the patient started...
+    start = int(turn.patient_start_s * rate)
+    assert np.sqrt(np.mean(bot[start - rate // 2:start] ** 2)) > 200
+    # ...and is quiet from 1.2 s after the patient started until the patient stopped
+    quiet = bot[start + int(1.2 * rate):int(turn.patient_end_s * rate)]
+    assert len(quiet) > rate and np.sqrt(np.mean(quiet ** 2)) < 100
