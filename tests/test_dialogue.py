@@ -195,3 +195,47 @@ async def test_caller_objecting_to_recording_is_acknowledged(booking: BookingSer
     agent, _tools = _safe_agent(booking, ScriptedLLM())
     reply = await _say(agent, "Je ne veux pas être enregistré.")
     assert "ne sera pas conservé" in reply and agent.recording_objected and not agent.ended
+
+
+async def _upcoming(booking: BookingService, name: str, dob: date) -> list[Any]:
+    check = await booking.verify_identity(full_name=name, birth_date=dob, actor="staff:test")
+    return await booking.upcoming_appointments(patient=check.patient)
+
+
+async def test_cancel_own_appointment_after_identity_and_yes(booking: BookingService) -> None:
+    before = await _upcoming(booking, "Nadia Benali", date(1983, 9, 9))
+    assert len(before) == 1
+    agent, tools = _agent(booking, ScriptedLLM())
+    reply = await _say(agent, "Bonjour, je vous appelle pour annuler mon rendez-vous avec le docteur Morel.")
+    assert "date de naissance" in reply
+    reply = await _say(agent, "Le rendez-vous est au nom de Nadia Benali, née le 9 septembre 1983.")
+    assert "Je confirme l'annulation" in reply and "Morel" in reply
+    assert await _upcoming(booking, "Nadia Benali", date(1983, 9, 9)) == before  # not yet
+    reply = await _say(agent, "Oui.")
+    assert "C'est annulé" in reply
+    assert await _upcoming(booking, "Nadia Benali", date(1983, 9, 9)) == []
+    assert [a[0] for a in tools.actions] == ["verify_identity", "cancel_appointment"]
+
+
+async def test_wrong_birth_date_reveals_nothing_and_cancels_nothing(booking: BookingService) -> None:
+    before = await _upcoming(booking, "Nadia Benali", date(1983, 9, 9))
+    agent, tools = _agent(booking, ScriptedLLM())
+    await _say(agent, "Je voudrais annuler le rendez-vous de Nadia Benali.")
+    reply = await _say(agent, "Nadia Benali, née le 1er janvier 1990.")
+    assert "Je ne retrouve pas de dossier" in reply and "Morel" not in reply
+    reply = await _say(agent, "Nadia Benali, née le 2 janvier 1990.")
+    assert agent.handoff is not None and agent.handoff.reason == "identity"
+    assert await _upcoming(booking, "Nadia Benali", date(1983, 9, 9)) == before
+    assert "cancel_appointment" not in [a[0] for a in tools.actions]
+
+
+async def test_reschedule_moves_to_an_offered_slot_after_yes(booking: BookingService) -> None:
+    before = await _upcoming(booking, "Paul Girard", date(1978, 6, 4))
+    agent, _tools = _agent(booking, ScriptedLLM())
+    await _say(agent, "Bonjour, je dois décaler mon rendez-vous.")
+    reply = await _say(agent, "Je suis Paul Girard, né le 4 juin 1978.")
+    assert "Je peux le déplacer" in reply
+    reply = await _say(agent, "D'accord, ça me va.")
+    assert "C'est fait" in reply
+    after = await _upcoming(booking, "Paul Girard", date(1978, 6, 4))
+    assert len(after) == 1 and after[0].id == before[0].id and after[0].start != before[0].start

@@ -100,8 +100,10 @@ def build_call_handler(services: VoiceServices, *,
             outcome = await pipeline.run()
             report.ended_by = outcome.ended_by
             report.handoff = outcome.handoff
+            changed = [kind for kind, _id in tools.changes.done]
             outcome_label = ("handoff" if outcome.handoff else
                              "booked" if tools.booked_ids() else
+                             changed[-1] if changed else
                              "completed" if outcome.ended_by == "assistant" else "caller_hangup")
         except Exception as exc:
             logger.exception("call %s failed", call_id)

@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from voice.agent import Handoff, ToolResult
+from voice.changes import AppointmentChanges, change_intent
 from voice.llm import ToolCall
 from voice.understanding import (
     booking_intent,
@@ -69,6 +70,9 @@ class PracticeTools:
         #: every action taken, in order: (tool, arguments, "rules" | "llm")
         self.actions: list[tuple[str, dict[str, Any], str]] = []
         self._source = "rules"
+        self._last_user_text = ""
+        self.changes = AppointmentChanges(booking=booking, profile=profile, call_id=call_id,
+                                          today=today, say_slot=self._say_slot, log=self._log)
 
     def _log(self, tool: str, **args: Any) -> None:
         self.actions.append((tool, {k: v for k, v in args.items() if v not in (None, "")}, self._source))
@@ -97,6 +101,13 @@ class PracticeTools:
                 "message": {"type": "string"},
                 "name": {"type": "string"},
             }, ["kind", "message"]),
+            _schema("cancel_appointment", "Annule le rendez-vous du patient (après vérification).", {
+                "name": {"type": "string", "description": "Prénom et nom du patient"},
+                "birth_date": {"type": "string", "description": "Date de naissance"},
+            }),
+            _schema("reschedule_appointment", "Déplace le rendez-vous du patient.", {
+                "name": {"type": "string"}, "birth_date": {"type": "string"},
+            }),
             _schema("transfer_to_human", "Passe l'appel à une secrétaire.", {
                 "reason": {"type": "string"}}),
             _schema("end_call", "Termine l'appel après avoir dit au revoir.", {}),
@@ -112,9 +123,19 @@ class PracticeTools:
         anything these rules are unsure of) goes to the LLM.
         """
         st = self.state
+        self._last_user_text = text
         self._source = "rules"
         st.rule_turns += 1
         agreed = is_agreement(text)
+        if self.changes.flow is not None:
+            result = await self.changes.on_user_turn(text, agreed, is_refusal(text))
+            if result is not None:
+                return result
+        intent = change_intent(text)
+        if intent is not None and st.proposed is None:
+            started = self.changes.start(intent, text)
+            identity = extract_identity(text)
+            return await self.changes.verify(*identity) if identity else started
         identity = extract_identity(text, expecting=st.proposed is not None and st.accepted)
         if identity is not None:
             st.identity = identity
@@ -162,6 +183,16 @@ class PracticeTools:
         if call.name == "leave_message":
             return await self._leave_message(**{k: str(v) for k, v in args.items()
                                                 if k in {"kind", "message", "name"}})
+        if call.name in {"cancel_appointment", "reschedule_appointment"}:
+            intent = "cancel" if call.name == "cancel_appointment" else "reschedule"
+            self._log(call.name, **args)
+            if self.changes.flow is None or self.changes.flow.intent != intent:
+                started = self.changes.start(intent, self._last_user_text)
+                if not (args.get("name") and args.get("birth_date")):
+                    return started
+            if self.changes.flow is not None and self.changes.flow.patient is None and args.get("name"):
+                return await self.changes.verify(str(args["name"]), str(args.get("birth_date", "")))
+            return ToolResult(content="in progress; follow the patient's answers", ok=True)
         if call.name in {"transfer_to_human", "end_call"}:
             self._log(call.name, **args)
         if call.name == "transfer_to_human":
