@@ -316,6 +316,10 @@ class CallSession:
         except (ConnectionError, OSError) as exc:
             logger.info("call %s: connection lost: %s", self.call_id, exc)
             self._finish("socket closed")
+        except Exception:  # a bug here must end this call cleanly, not hang it
+            logger.exception("call %s: reader failed", self.call_id)
+            self._finish("internal error")
+            await self._send_error_and_close()
 
     # -- bot side -----------------------------------------------------------------------------
 
@@ -373,6 +377,10 @@ class CallSession:
         except (ConnectionError, OSError) as exc:
             logger.info("call %s: cannot send audio: %s", self.call_id, exc)
             self._finish("socket closed")
+        except Exception:
+            logger.exception("call %s: writer failed", self.call_id)
+            self._finish("internal error")
+            await self._send_error_and_close()
 
     # -- ending the bot's leg ----------------------------------------------------------------
 

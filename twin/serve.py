@@ -69,10 +69,15 @@ class ServeMetrics:
             self.errors.labels("handler_error").inc()
         if reason.startswith("protocol error"):
             self.errors.labels("protocol_error").inc()
+        elif reason.startswith("no frames"):
+            self.errors.labels("peer_silent").inc()
+        elif reason == "internal error":
+            self.errors.labels("internal_error").inc()
+        failed = reason.startswith(("protocol error", "no frames")) or reason == "internal error"
         if req is not None:
             outcome = "handoff"
             self.handoffs.labels(req.reason).inc()
-        elif error is not None or reason.startswith("protocol error"):
+        elif error is not None or failed:
             outcome = "error"
         elif reason == "hangup by bot":
             outcome = "completed"
