@@ -309,6 +309,13 @@ def serve(config_path: Path | None, check: bool) -> None:
     except ServeConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     if check:
+        if config.audiosocket.handler == "voice":
+            from twin.settings import Settings, SettingsError
+
+            try:
+                Settings.from_dict(config.voice_settings_dict(), where=config.source)
+            except SettingsError as exc:
+                raise click.ClickException(str(exc)) from exc
         a = config.audiosocket
         ami = f"{config.ami.host}:{config.ami.port}" if config.ami.enabled else "off"
         met = (f"{config.metrics.host}:{config.metrics.port}" if config.metrics.enabled

@@ -245,7 +245,9 @@ async def test_twin_serve_check_reports_config_errors(tmp_path: Path) -> None:
     bad = write(tmp_path, "bad.toml", "[audiosocket]\nport = \"x\"\n")
     good = write(tmp_path, "good.toml", "[audiosocket]\nport = 9092\n")
     twin = Path(sys.executable).parent / "twin"
-    for path, want_rc, want in ((bad, 1, "port: expected int"), (good, 0, "OK")):
+    bad_voice = write(tmp_path, "bad_voice.toml", "[voice]\ntts = { engine = \"festival\" }\n")
+    for path, want_rc, want in ((bad, 1, "port: expected int"), (good, 0, "OK"),
+                                (bad_voice, 1, "tts.engine: must be 'espeak' or 'piper'")):
         proc = await asyncio.create_subprocess_exec(
             str(twin), "serve", "--config", str(path), "--check",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
