@@ -304,10 +304,15 @@ def serve(config_path: Path | None, check: bool) -> None:
     """Answer calls from Asterisk (AudioSocket) with AMI call control, health and metrics."""
     try:
         config = load_serve_config(config_path)
-        if config.ami.enabled:
-            config.ami_secret()
     except ServeConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    if config.ami.enabled:
+        try:
+            config.ami_secret()
+        except ServeConfigError as exc:
+            if not check:
+                raise click.ClickException(str(exc)) from exc
+            click.echo(f"warning: {exc} (needed at run time)", err=True)
     if check:
         if config.audiosocket.handler == "voice":
             from twin.settings import Settings, SettingsError
