@@ -73,6 +73,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                         caller_v2v.append(turn.latency_s)
                 print(f"call {i + 1}/{args.calls}: {time.monotonic() - t:.1f} s, "
                       f"{len(reports) - n} report(s)", file=sys.stderr)
+                if args.verbose and len(reports) > i:
+                    r = reports[i]
+                    for who, text in r.transcript:
+                        print(f"    {who:>9} › {text}", file=sys.stderr)
+                    print(f"    booked={r.booked} handoff={r.handoff}", file=sys.stderr)
         finally:
             await server.stop()
     stages: dict[str, list[float]] = {"stt_s": [], "llm_first_token_s": [], "tts_first_audio_s": [],
@@ -95,6 +100,7 @@ if __name__ == "__main__":
                    default=Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "calls")
     p.add_argument("--config", type=Path, default=None)
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    p.add_argument("-v", "--verbose", action="store_true", help="print each call's transcript")
     a = p.parse_args()
     result = asyncio.run(main(a))
     print(f"{'stage':<28}{'n':>4}{'p50':>9}{'p95':>9}{'mean':>9}")
