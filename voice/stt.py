@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncGenerator
@@ -67,8 +68,9 @@ class WhisperEngine:
             from faster_whisper import WhisperModel
         except ModuleNotFoundError as exc:  # pragma: no cover
             raise RuntimeError("faster-whisper is not installed: pip install -e '.[voice]'") from exc
+        threads = self._cpu_threads or (os.cpu_count() or 1)
         self._model = WhisperModel(str(self.model_dir), device="cpu", compute_type="int8",
-                                   cpu_threads=self._cpu_threads, local_files_only=True)
+                                   cpu_threads=threads, local_files_only=True)
         logger.info("Whisper loaded from %s", self.model_dir)
 
     def transcribe(self, pcm: bytes, sample_rate: int) -> Transcript:
