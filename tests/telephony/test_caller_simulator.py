@@ -82,7 +82,7 @@ async def test_two_turn_call_measures_latency_and_records(server_factory, tmp_pa
     for t in rec.turns:
         assert t.bot_turn_ended
         assert t.latency_s is not None and t.latency_s >= 0.3  # the bot's deliberate delay
-        assert t.bot_speech_s is not None and 0.3 <= t.bot_speech_s <= 0.6
+        assert t.bot_speech_s is not None and 0.3 <= t.bot_speech_s <= 1.5
     assert rec.max_bot_gap_s < 1.0
     kinds = [e.kind for e in events]
     assert kinds.count("patient_start") == 2 and "bot_speech_start" in kinds
@@ -159,12 +159,12 @@ async def test_latency_counts_from_the_end_of_speech_and_overlaps_are_seen(
         server_factory, tmp_path: Path) -> None:
     bot = ToneBot(reply_delay_s=0.1, reply_ms=300)
     server = await server_factory(Recorder(body=bot))
-    pcm = tone(8000, 300) + bytes(2 * 8000 * 6 // 10) + tone(8000, 300) + bytes(2 * 8000)
+    pcm = tone(8000, 300) + bytes(2 * 8000) + tone(8000, 300) + bytes(2 * 8000 * 2)
     sim = CallerSimulator(host="127.0.0.1", port=server.port, end_of_turn_silence_s=0.4,
                           final_timeout_s=5)
     rec = await sim.run([PatientTurn(pcm=pcm)], record_to=tmp_path / "o.wav")
     t = rec.turns[0]
-    assert t.bot_overlaps == 1  # the bot answered in the 600 ms pause, the patient went on
+    assert t.bot_overlaps == 1  # the bot answered in the 1 s pause, the patient went on
     assert t.patient_speech_end_s is not None and t.patient_end_s is not None
-    assert t.patient_end_s - t.patient_speech_end_s >= 0.9  # 1 s of trailing silence
-    assert t.latency_s is not None and 0.2 <= t.latency_s < 0.9  # from the speech, not the file
+    assert t.patient_end_s - t.patient_speech_end_s >= 1.9  # 2 s of trailing silence
+    assert t.latency_s is not None and 0.2 <= t.latency_s < 1.9  # from the speech, not the file
