@@ -1,0 +1,150 @@
+"""``twin eval``: evaluate the assistant on the scenario suite (``evals/scenarios``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["cli", "format_summary", "run_text_suite"]
+
+logger = logging.getLogger(__name__)
+
+
+@click.group("eval")
+def cli() -> None:
+    """Evaluate the assistant (scenario suite)."""
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The per-category pass-rate table."""
+    lines = [f"{'category':<16} {'passed':>7} {'rate':>7}"]
+
+    def row(name: str, r: dict[str, Any]) -> str:
+        rate = "-" if r["rate"] is None else f"{100 * r['rate']:.0f} %"
+        return f"{name:<16} {r['passed']:>3}/{r['total']:<3} {rate:>7}"
+
+    lines += [row(c, r) for c, r in summary["categories"].items()]
+    lines.append("-" * 32)
+    lines.append(row("overall", summary["overall"]))
+    lines.append(row("non-emergency", summary["non_emergency"]))
+    return "\n".join(lines)
+
+
+async def run_text_suite(scenarios: Sequence[Any], *, llm_url: str | None, llm_model: str | None,
+                         echo: Any = click.echo) -> list[Any]:
+    """Start the embedded LLM unless ``llm_url`` is given, and run the scenarios at text level."""
+    from twin import models
+    from twin.scenarios import run_suite
+    from twin.settings import Settings
+    from voice.embedded_llm import EmbeddedLLMServer
+    from voice.llm import OpenAICompatibleLLM
+
+    settings = Settings.load(None)
+    server = None
+    if llm_url:
+        base_url, model_name = llm_url, llm_model or settings.llm.model
+    else:
+        folder = models.require(llm_model or settings.llm.model)
+        server = EmbeddedLLMServer(model_path=folder / "model.gguf", n_ctx=settings.llm.n_ctx,
+                                   n_threads=settings.llm.threads or None)
+        echo(f"starting the embedded LLM ({llm_model or settings.llm.model})…")
+        await server.start()
+        base_url, model_name = server.base_url, server.model_name
+    llm = OpenAICompatibleLLM(base_url=base_url, model=model_name, api_key=settings.llm.api_key,
+                              temperature=0.0, max_tokens=settings.llm.max_tokens,
+                              timeout_s=settings.llm.timeout_s)
+
+    def progress(r: Any) -> None:
+        echo(f"  {'PASS' if r.passed else 'FAIL'}  {r.category:<15} {r.id:<42} {r.duration_s:5.1f}s")
+
+    try:
+        return await run_suite(scenarios, llm=llm, on_result=progress)
+    finally:
+        await llm.aclose()
+        if server is not None:
+            await server.stop()
+
+
+async def _run_audio(scenarios: Sequence[Any], *, llm_url: str | None, llm_model: str | None,
+                     echo: Any) -> list[Any]:
+    from twin.scenarios import run_audio_scenario
+
+    return [await run_audio_scenario(sc, llm_url=llm_url, llm_model=llm_model, echo=echo)
+            for sc in scenarios]
+
+
+@cli.command("scenarios")
+@click.option("--category", "categories", multiple=True, help="Only these categories (repeatable).")
+@click.option("--id", "ids", multiple=True, help="Only these scenario ids (repeatable).")
+@click.option("--dir", "folder", type=click.Path(path_type=Path, exists=True),
+              help="Scenario folder or file (default: evals/scenarios).")
+@click.option("--llm-url", help="An OpenAI-compatible server instead of the embedded model.")
+@click.option("--llm-model", help="Model name (with --llm-url) or embedded model to start.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path),
+              help="Write every result (transcript, actions, DB diff, failures) as JSON.")
+@click.option("--audio", is_flag=True,
+              help="Also play the scenarios that have fixture WAVs through the real audio pipeline.")
+def scenarios_cmd(categories: tuple[str, ...], ids: tuple[str, ...], folder: Path | None,
+                  llm_url: str | None, llm_model: str | None, json_out: Path | None,
+                  audio: bool) -> None:
+    """Play the scripted patient calls and print pass rates per category."""
+    from twin.scenarios import ScenarioError, load_scenarios, summarize
+
+    try:
+        scenarios = load_scenarios(folder, categories=categories)
+    except ScenarioError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if ids:
+        unknown = set(ids) - {s.id for s in scenarios}
+        if unknown:
+            raise click.ClickException(f"unknown scenario ids: {', '.join(sorted(unknown))}")
+        scenarios = [s for s in scenarios if s.id in ids]
+    if not scenarios:
+        raise click.ClickException("no scenario selected")
+    click.echo(f"{len(scenarios)} scenarios, LLM {llm_url or llm_model or 'embedded default'}")
+    started = time.monotonic()
+    try:
+        results = asyncio.run(run_text_suite(scenarios, llm_url=llm_url, llm_model=llm_model))
+        if audio:
+            with_wavs = [s for s in scenarios if s.wavs]
+            click.echo(f"\naudio level: {len(with_wavs)} scenarios with fixture WAVs")
+            results += asyncio.run(_run_audio(with_wavs, llm_url=llm_url, llm_model=llm_model,
+                                              echo=click.echo))
+    except Exception as exc:
+        from twin.models import ModelMissingError
+
+        if isinstance(exc, ModelMissingError):
+            raise click.ClickException(str(exc)) from exc
+        raise
+    elapsed = time.monotonic() - started
+    text = [r for r in results if r.level == "text"]
+    click.echo(f"\nText level ({len(text)} scenarios, {elapsed:.0f} s):")
+    click.echo(format_summary(summarize(text)))
+    audio_results = [r for r in results if r.level == "audio"]
+    if audio_results:
+        click.echo("\nAudio level:")
+        click.echo(format_summary(summarize(audio_results)))
+    failed = [r for r in results if not r.passed]
+    if failed:
+        click.echo("\nFailures:")
+        for r in failed:
+            click.echo(f"- [{r.level}] {r.id} ({r.category})")
+            for f in r.failures:
+                click.echo(f"    {f}")
+            for who, said in r.transcript:
+                click.echo(f"      {who:>9}: {said}")
+    if json_out:
+        json_out.write_text(json.dumps({"summary": summarize(text),
+                                        "audio_summary": summarize(audio_results),
+                                        "elapsed_s": elapsed,
+                                        "results": [r.as_dict() for r in results]},
+                                       indent=2, ensure_ascii=False, default=str),
+                            encoding="utf-8")
+        click.echo(f"\nresults written to {json_out}")
