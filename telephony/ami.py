@@ -264,7 +264,7 @@ class AmiClient:
             reader_task: asyncio.Task[None] | None = None
             try:
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self.config.host, self.config.port),
+                    asyncio.open_connection(self.config.host, self.config.port, limit=MAX_LINE),
                     timeout=self.config.connect_timeout_s)
                 self._writer = writer
                 reader_task = asyncio.create_task(self._read_loop(reader), name="ami-reader")
@@ -357,7 +357,6 @@ class AmiClient:
         return raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
     async def _read_loop(self, reader: asyncio.StreamReader) -> None:
-        reader._limit = MAX_LINE  # type: ignore[attr-defined]
         first = await self._readline(reader)
         if first is None:
             raise AmiNotConnected("connection closed before the AMI banner")

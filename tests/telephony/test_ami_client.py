@@ -207,3 +207,22 @@ async def test_audiosocket_handoff_through_ami(replay, server_factory) -> None:
     assert "Value: chest pain for one hour" in srv.received[0].decode()
     await caller.close()
     await ami.stop()
+
+
+async def test_an_endless_line_drops_the_link_and_reconnects(replay, caplog) -> None:
+    flood = [{"banner": "Asterisk Call Manager/9.0.0"},
+             {"expect": {"Action": "Login"}},
+             {"send": "Response: Success\nActionID: {ActionID}\nMessage: Authentication accepted"},
+             {"raw": "Event: Junk\r\nData: " + "x" * 70000}]
+    srv = AmiReplayServer(scripts=[flood, load_script("login_ok.yaml")])
+    await srv.start()
+    replay.append(srv)
+    client = client_for(srv)
+    await client.start()
+    for _ in range(200):
+        if srv.connections == 2 and client.connected:
+            break
+        await asyncio.sleep(0.02)
+    assert srv.connections == 2 and client.connected
+    assert "AMI line longer than 65536 bytes" in caplog.text
+    await client.stop()
