@@ -130,17 +130,31 @@ async def test_llm_book_without_an_offered_slot_writes_nothing(booking: BookingS
 
 async def test_dead_llm_hands_off_instead_of_silence(booking: BookingService) -> None:
     agent, _tools = _agent(booking, ScriptedLLM([LLMUnavailableError("connection refused")]))
-    reply = await _say(agent, "Vous fermez à quelle heure le soir en semaine.")
+    reply = await _say(agent, "Bonjour Madame, excusez-moi de vous déranger, j'ai une petite question.")
     assert "secrétaire" in reply
     assert agent.ended and agent.handoff is not None and agent.handoff.reason == "bot_failure"
 
 
 async def test_practice_question_is_answered_from_the_profile(booking: BookingService) -> None:
-    llm = ScriptedLLM([[ToolCall("practice_info", {"topic": "address"})]])
+    llm = ScriptedLLM()
     agent, tools = _agent(booking, llm)
     reply = await _say(agent, "Vous pouvez me rappeler l'adresse de cabine, s'il vous plaît.")
     assert "12 rue des Tilleuls" in reply
-    assert tools.actions == [("practice_info", {"topic": "address"}, "llm")]
+    reply = await _say(agent, "Vous fermez à quelle heure le soir en semaine.")
+    assert "19 heures" in reply and "samedi de 9 heures à 12 heures" in reply
+    reply = await _say(agent, "Quel est le tarif d'une consultation en dermatologie ? Et vous faites le "
+                              "tiers payant ?")
+    assert "60 euros" in reply and "iers payant" in reply
+    assert [a[1]["topic"] for a in tools.actions] == ["address", "hours", "tariffs", "tiers_payant"]
+    assert {a[2] for a in tools.actions} == {"rules"} and llm.requests == []
+
+
+async def test_llm_practice_info_tool_answers_from_the_profile(booking: BookingService) -> None:
+    llm = ScriptedLLM([[ToolCall("practice_info", {"topic": "carte_vitale"})]])
+    agent, tools = _agent(booking, llm)
+    reply = await _say(agent, "Et pour la carte de mutuelle, ça se passe comment chez vous")
+    assert "Vitale" in reply or "vitale" in reply
+    assert tools.actions == [("practice_info", {"topic": "carte_vitale"}, "llm")]
 
 
 async def test_emergency_is_scripted_and_handed_off_without_the_llm(booking: BookingService) -> None:

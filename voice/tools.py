@@ -26,6 +26,7 @@ from voice.understanding import (
     is_agreement,
     is_goodbye,
     is_refusal,
+    practice_question_topics,
     resolve_day,
     split_name,
     time_in,
@@ -161,6 +162,10 @@ class PracticeTools:
         if is_goodbye(text) and st.pending_booking is None:
             return ToolResult(content="call ended", say="Merci de votre appel. Au revoir, bonne journée !",
                               end_call=True)
+        if st.proposed is None:
+            topics = practice_question_topics(text)
+            if topics:  # facts about the practice come from its profile, never from the model
+                return self._practice_info(*topics)
         if st.proposed is None and booking_intent(text):
             names = [p.last_name for p in getattr(self._profile, "practitioners", [])]
             practitioner = extract_practitioner(text, names)
@@ -351,11 +356,14 @@ class PracticeTools:
                 return str(t.code)
         return None
 
-    def _practice_info(self, topic: str) -> ToolResult:
-        self._log("practice_info", topic=topic)
+    def _practice_info(self, *topics: str) -> ToolResult:
         from knowledge.practice_info import answer_practice_question
 
-        answer = answer_practice_question(self._profile, topic)
+        answers = []
+        for topic in topics:
+            self._log("practice_info", topic=topic)
+            answers.append(answer_practice_question(self._profile, topic))
+        answer = " ".join(dict.fromkeys(answers))
         return ToolResult(content=answer, say=answer + " Puis-je vous aider pour autre chose ?")
 
     async def _leave_message(self, kind: str = "question", message: str = "",

@@ -22,6 +22,7 @@ __all__ = [
     "is_agreement",
     "is_goodbye",
     "is_refusal",
+    "practice_question_topics",
     "resolve_day",
     "split_name",
     "time_in",
@@ -42,6 +43,31 @@ _BYE = re.compile(r"\b(au revoir|bonne journee|bonne soiree|a bientot|bye|goodby
 _BOOK = re.compile(r"\b(rendez vous|rendez-vous|rdv|me recevoir|recevoir|voir le docteur|voir le dr|"
                    r"consultation|de la place|disponib|creneau|prendre un|consulter)\b")
 _NOT_BOOK = re.compile(r"\b(annuler|annulation|decaler|deplacer|reporter|changer mon)\b")
+
+
+_QUESTION = re.compile(r"\?|\b(quel|quelle|quels|quelles|quand|ou|comment|combien|est ce que|"
+                       r"pouvez vous|vous pouvez|acceptez|prenez|faites|fermez|ouvrez|faut il|"
+                       r"dois je|je voudrais savoir|je voulais savoir|c est ou|c est combien)\b")
+_INFO_TOPICS = ("hours", "hours_today", "address", "access", "phone", "tariffs", "payments",
+                "carte_vitale", "tiers_payant", "documents", "home_visits")
+
+
+def practice_question_topics(text: str) -> list[str]:
+    """Topics of a question about the practice ("vous fermez à quelle heure ?" -> ["hours"]),
+    at most two, in the order asked; [] if this is not such a question."""
+    from knowledge.practice_info import resolve_topic
+
+    t = fold(text)
+    if not _QUESTION.search(t) and "?" not in text:
+        return []
+    topics: list[str] = []
+    for part in re.split(r"\bet\b|,|\?|;", t):
+        topic = resolve_topic(part) if part.strip() else None
+        if topic == "out_of_hours" and re.search(r"\b(ferm|ouvr|heure|horaire)", part):
+            topic = "hours"  # "vous fermez à quelle heure le soir ?" asks for the hours
+        if topic in _INFO_TOPICS and topic not in topics:
+            topics.append(topic)
+    return topics[:2]
 
 
 def is_agreement(text: str) -> bool:
