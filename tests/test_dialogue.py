@@ -253,3 +253,23 @@ async def test_reschedule_moves_to_an_offered_slot_after_yes(booking: BookingSer
     assert "C'est fait" in reply
     after = await _upcoming(booking, "Paul Girard", date(1978, 6, 4))
     assert len(after) == 1 and after[0].id == before[0].id and after[0].start != before[0].start
+
+
+async def test_prescription_renewal_is_taken_as_a_message_for_the_staff(
+        booking: BookingService, tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from records.models import StaffMessage
+
+    llm = ScriptedLLM()
+    agent, tools = _agent(booking, llm)
+    reply = await _say(agent, "Il me faudrait un renouvellement d'ordonnance pour mon traitement "
+                              "contre le cholestérol.")
+    assert "date de naissance" in reply
+    reply = await _say(agent, "Paul Girard, né le 4 juin 1978.")
+    assert "C'est noté" in reply
+    assert [a[0] for a in tools.actions] == ["leave_message"] and llm.requests == []
+    async with booking.db.session() as s:
+        rows = (await s.execute(select(StaffMessage).where(StaffMessage.kind == "prescription_renewal"))
+                ).scalars().all()
+    assert len(rows) == 1 and "cholestérol" in rows[0].body and rows[0].caller_name == "Paul Girard"

@@ -26,6 +26,7 @@ from voice.understanding import (
     is_agreement,
     is_goodbye,
     is_refusal,
+    message_kind,
     practice_question_topics,
     resolve_day,
     split_name,
@@ -48,6 +49,7 @@ class _State:
     accepted: bool = False
     pending_booking: dict[str, Any] | None = None
     identity: tuple[str, date] | None = None
+    message: dict[str, str] | None = None  # a message for the staff being taken
     booked: list[str] = field(default_factory=list)
     rule_turns: int = 0  # turns answered by the rules, without the LLM
 
@@ -132,6 +134,12 @@ class PracticeTools:
             result = await self.changes.on_user_turn(text, agreed, is_refusal(text))
             if result is not None:
                 return result
+        if st.message is not None:
+            return await self._continue_message(text)
+        kind = message_kind(text) if st.proposed is None else None
+        if kind is not None:
+            st.message = {"kind": kind, "body": text}
+            return await self._continue_message(text)
         intent = change_intent(text)
         if intent is not None and st.proposed is None:
             started = self.changes.start(intent, text)
@@ -367,12 +375,14 @@ class PracticeTools:
         return ToolResult(content=answer, say=answer + " Puis-je vous aider pour autre chose ?")
 
     async def _leave_message(self, kind: str = "question", message: str = "",
-                             name: str | None = None) -> ToolResult:
+                             name: str | None = None, birth_date: str | None = None) -> ToolResult:
         self._log("leave_message", kind=kind, message=message, name=name)
+        records_kind = kind if kind in _MESSAGE_KINDS.values() else _MESSAGE_KINDS.get(
+            fold(kind).strip(), "other")
         outcome = await self._booking.leave_message(
-            kind=_MESSAGE_KINDS.get(fold(kind).strip(), "other"), body=message or "(vide)",
-            caller_name=name, callback_number=self._caller_number, call_id=self._call_id,
-            actor=f"assistant:{self._call_id}")
+            kind=records_kind, body=message or "(vide)", caller_name=name,
+            caller_birth_date=birth_date, callback_number=self._caller_number,
+            call_id=self._call_id, actor=f"assistant:{self._call_id}")
         if outcome.status == "invalid":
             return ToolResult(content=f"invalid: {outcome.message}", ok=False,
                               say="Je n'ai pas pu enregistrer ce message. Je vous passe une secrétaire.",
@@ -380,6 +390,27 @@ class PracticeTools:
         return ToolResult(content="message saved",
                           say="C'est noté, je transmets votre message au secrétariat, qui vous "
                               "rappellera. Puis-je faire autre chose pour vous ?")
+
+    async def _continue_message(self, text: str) -> ToolResult:
+        """Take a message for the staff: the request, then the caller's name and date of birth."""
+        st = self.state
+        assert st.message is not None
+        identity = extract_identity(text, expecting=st.message.get("asked") == "yes")
+        if identity is None and st.message.get("asked") != "yes":
+            st.message["asked"] = "yes"
+            what = {"prescription_renewal": "votre demande de renouvellement",
+                    "results": "votre demande au sujet de vos résultats"}.get(
+                st.message["kind"], "votre message")
+            return ToolResult(content="message: identity needed",
+                              say=f"Je transmets {what} au médecin. Pouvez-vous me donner votre prénom, "
+                                  "votre nom et votre date de naissance ?")
+        message, st.message = st.message, None
+        name, dob = identity if identity is not None else ("", None)
+        if identity is None:
+            message["body"] += f" | {text}"
+        return await self._leave_message(kind=message["kind"], message=message["body"],
+                                         name=name or None,
+                                         birth_date=dob.isoformat() if dob else None)
 
     def booked_ids(self) -> list[str]:
         return list(self.state.booked)

@@ -22,6 +22,7 @@ __all__ = [
     "is_agreement",
     "is_goodbye",
     "is_refusal",
+    "message_kind",
     "practice_question_topics",
     "resolve_day",
     "split_name",
@@ -68,6 +69,19 @@ def practice_question_topics(text: str) -> list[str]:
         if topic in _INFO_TOPICS and topic not in topics:
             topics.append(topic)
     return topics[:2]
+
+
+def message_kind(text: str) -> str | None:
+    """What a caller wants passed on to the staff: records' message kinds, or None."""
+    t = fold(text)
+    if re.search(r"\b(ordonnance|renouvel|prescription)", t):
+        return "prescription_renewal"
+    if re.search(r"\b(resultat|analyse|prise de sang|radio|compte rendu|laboratoire)", t):
+        return "results"
+    if re.search(r"\b(rappelle[rz]?|me rappeler|laisser un message|un message pour)", t) \
+            and "adresse" not in t:
+        return "callback"
+    return None
 
 
 def is_agreement(text: str) -> bool:
