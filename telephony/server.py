@@ -6,7 +6,9 @@ does not start with a UUID within ``uuid_timeout_s`` gets an error frame and is
 closed; beyond ``max_calls`` simultaneous calls a new connection is refused the
 same way (the dialplan then sends the caller to the secretaries). A handler
 exception ends that call only: the caller is handed to a human (``bot_failure``),
-never left in silence, and the server keeps serving.
+never left in silence, and the server keeps serving. A handler that returns while
+the caller is still on the line also hands the call off (``assistant_ended``): only
+an explicit ``session.hangup()`` ends a call without a human.
 """
 
 from __future__ import annotations
@@ -236,8 +238,11 @@ class AudioSocketServer:
                 if error is not None and not session.closed:
                     await session.handoff(reason="bot_failure",
                                           summary=f"assistant error: {type(error).__name__}")
-                elif not session.closed:
-                    await session.hangup()
+                elif not session.closed:  # the handler returned but the caller is still there
+                    logger.warning("call %s: handler returned without ending the call; handing "
+                                   "the caller to a human", call_id)
+                    await session.handoff(reason="assistant_ended",
+                                          summary="the assistant stopped without ending the call")
             except Exception:
                 logger.exception("call %s: could not end the call cleanly", call_id)
             await asyncio.shield(session.close())

@@ -85,7 +85,7 @@ class TurnResult:
     source: str
     patient_start_s: float | None = None  # seconds since connect
     patient_end_s: float | None = None  # the turn's audio (incl. trailing silence) was sent
-    patient_speech_end_s: float | None = None  # end of its last non-silent 20 ms frame
+    patient_speech_end_s: float | None = None  # its last non-silent 20 ms frame was sent
     bot_turn_ended: bool = True  # False: we spoke after timeout_s without the bot finishing
     barged_in: bool = False  # we spoke while the bot was talking
     bot_first_audio_s: float | None = None  # first non-silent bot frame after patient_end
@@ -332,7 +332,7 @@ class CallerSimulator:
             cur = self._current
             if (cur is not None and cur.patient_start_s is not None and cur.patient_end_s is None
                     and rms_dbfs(chunk) > self.speech_threshold_dbfs):
-                cur.patient_speech_end_s = self._now() + FRAME_S
+                cur.patient_speech_end_s = self._now()  # its last speech frame left now
                 if cur.bot_first_audio_s is not None:  # the bot had started in a pause
                     cur.bot_first_audio_s = cur.bot_last_audio_s = None
                     cur.bot_overlaps += 1

@@ -217,3 +217,16 @@ async def test_stopping_the_server_hands_live_calls_to_a_human(server_factory) -
     session = rec.sessions[c.call_id]
     assert [e async for e in session.events()] == []
     await c.close()
+
+
+async def test_handler_returning_early_hands_off_instead_of_dropping(server_factory) -> None:
+    async def forgetful(session: CallSession) -> None:
+        return None
+
+    control = FakeControl()
+    server = await server_factory(Recorder(body=forgetful), control=control)
+    c = await RawCaller.connect(server.port)
+    await c.send_audio(bytes(320))
+    assert (await c.read_to_eof())[-1].kind is Kind.HANGUP
+    assert control.calls[0][1]["TWIN_HANDOFF_REASON"] == "assistant_ended"
+    await c.close()
