@@ -58,6 +58,20 @@ async def test_booking_call_from_spoken_french(tmp_path: Path) -> None:
     assert report.ended_by == "assistant" and report.handoff is None
     # every patient turn got an answer, and both sides were recorded
     assert all(t["voice_to_voice_s"] is not None for t in report.turns if t["stt_s"] is not None)
+    # the structured summary for staff is stored with the call
+    import json
+
+    from records import Database
+    from records.models import Call
+
+    db = Database(url=settings.db_url)
+    async with db.session() as session:
+        call = await session.get(Call, report.call_id)
+    await db.dispose()
+    assert call is not None and call.outcome == "booked" and call.ended_at is not None
+    summary = json.loads(call.summary or "{}")
+    assert summary["outcome"] == "booked" and summary["booked"] == report.booked
+    assert [a["tool"] for a in summary["actions"]] == ["find_slots", "book"]
     sizes = [Path(p).stat().st_size for p in (report.recording, result["recording"].path)]  # noqa: ASYNC240
     assert all(size > 100_000 for size in sizes)
 

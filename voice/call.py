@@ -9,6 +9,7 @@ database, and reports it.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -48,6 +49,7 @@ class CallReport:
     booked: list[str] = field(default_factory=list)
     tool_calls: list[str] = field(default_factory=list)
     recording: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
 
 
 def greeting_for(profile: Any) -> str:
@@ -116,14 +118,38 @@ def build_call_handler(services: VoiceServices, *,
             report.turns = [t.as_dict() for t in pipeline.turns]
             report.booked = tools.booked_ids()
             report.tool_calls = [f"{c.name}({c.arguments})" for c in agent.tool_calls]
-            summary = "; ".join(f"{who}: {text}" for who, text in report.transcript)[-2000:]
+            report.summary = call_summary(agent, tools, outcome_label)
             await _safe(services.booking.end_call(
                 call_id=call_id, outcome=outcome_label,
-                handoff_reason=report.handoff.reason if report.handoff else None, summary=summary))
+                handoff_reason=report.handoff.reason if report.handoff else None,
+                summary=json.dumps(report.summary, ensure_ascii=False)))
             if on_report:
                 on_report(report)
 
     return handle
+
+
+def call_summary(agent: CallAgent, tools: PracticeTools, outcome: str) -> dict[str, Any]:
+    """The structured note staff read for each call: why, what happened, what is left to do."""
+    said = [t.user for t in agent.turns if t.user]
+    follow_up = []
+    if agent.handoff:
+        follow_up.append(f"handed to a human: {agent.handoff.reason} — {agent.handoff.summary}")
+    if any(name == "leave_message" for name, _a, _s in tools.actions):
+        follow_up.append("a message was left for the staff")
+    if tools.state.proposed is not None and not tools.booked_ids():
+        follow_up.append("a slot was offered but not booked")
+    return {
+        "reason": said[0][:200] if said else "",
+        "outcome": outcome,
+        "actions": [{"tool": name, "args": args, "by": source} for name, args, source in tools.actions],
+        "booked": tools.booked_ids(),
+        "changed": [{"what": what, "appointment": appt} for what, appt in tools.changes.done],
+        "safety": sorted({t.safety for t in agent.turns if t.safety != "none"}),
+        "follow_up": follow_up,
+        "recording_objected": agent.recording_objected,
+        "turns": len(agent.turns),
+    }
 
 
 def _forget_recording(session: Any, report: CallReport) -> None:
