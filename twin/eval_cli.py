@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-__all__ = ["cli", "format_summary", "run_text_suite"]
+__all__ = ["cli", "format_summary", "llm_endpoint", "run_text_suite"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,26 +38,43 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@contextlib.asynccontextmanager
+async def llm_endpoint(llm_url: str | None, llm_model: str | None,
+                       echo: Any = click.echo) -> AsyncIterator[tuple[str, str]]:
+    """``(base_url, model)``: the given server, or the embedded model started for the run."""
+    from twin import models
+    from twin.settings import Settings
+    from voice.embedded_llm import EmbeddedLLMServer
+
+    settings = Settings.load(None)
+    if llm_url:
+        yield llm_url, llm_model or settings.llm.model
+        return
+    folder = models.require(llm_model or settings.llm.model)
+    server = EmbeddedLLMServer(model_path=folder / "model.gguf", n_ctx=settings.llm.n_ctx,
+                               n_threads=settings.llm.threads or None)
+    echo(f"starting the embedded LLM ({llm_model or settings.llm.model})…")
+    await server.start()
+    try:
+        yield server.base_url, server.model_name
+    finally:
+        await server.stop()
+
+
 async def run_text_suite(scenarios: Sequence[Any], *, llm_url: str | None, llm_model: str | None,
                          echo: Any = click.echo) -> list[Any]:
     """Start the embedded LLM unless ``llm_url`` is given, and run the scenarios at text level."""
-    from twin import models
+    async with llm_endpoint(llm_url, llm_model, echo) as (base_url, model_name):
+        return await _text_suite(scenarios, base_url=base_url, model_name=model_name, echo=echo)
+
+
+async def _text_suite(scenarios: Sequence[Any], *, base_url: str, model_name: str,
+                      echo: Any) -> list[Any]:
     from twin.scenarios import run_suite
     from twin.settings import Settings
-    from voice.embedded_llm import EmbeddedLLMServer
     from voice.llm import OpenAICompatibleLLM
 
     settings = Settings.load(None)
-    server = None
-    if llm_url:
-        base_url, model_name = llm_url, llm_model or settings.llm.model
-    else:
-        folder = models.require(llm_model or settings.llm.model)
-        server = EmbeddedLLMServer(model_path=folder / "model.gguf", n_ctx=settings.llm.n_ctx,
-                                   n_threads=settings.llm.threads or None)
-        echo(f"starting the embedded LLM ({llm_model or settings.llm.model})…")
-        await server.start()
-        base_url, model_name = server.base_url, server.model_name
     llm = OpenAICompatibleLLM(base_url=base_url, model=model_name, api_key=settings.llm.api_key,
                               temperature=0.0, max_tokens=settings.llm.max_tokens,
                               timeout_s=settings.llm.timeout_s)
@@ -68,16 +86,26 @@ async def run_text_suite(scenarios: Sequence[Any], *, llm_url: str | None, llm_m
         return await run_suite(scenarios, llm=llm, on_result=progress)
     finally:
         await llm.aclose()
-        if server is not None:
-            await server.stop()
 
 
-async def _run_audio(scenarios: Sequence[Any], *, llm_url: str | None, llm_model: str | None,
-                     echo: Any) -> list[Any]:
+async def _run_all(scenarios: Sequence[Any], *, llm_url: str | None, llm_model: str | None,
+                   audio: bool, echo: Any) -> list[Any]:
+    """The text-level suite, then (``audio``) the scenarios with WAVs through the real
+    pipeline, with one LLM server for both."""
     from twin.scenarios import run_audio_scenario
 
-    return [await run_audio_scenario(sc, llm_url=llm_url, llm_model=llm_model, echo=echo)
-            for sc in scenarios]
+    async with llm_endpoint(llm_url, llm_model, echo) as (base_url, model_name):
+        results = await _text_suite(scenarios, base_url=base_url, model_name=model_name,
+                                    echo=echo)
+        if audio:
+            with_wavs = [s for s in scenarios if s.wavs]
+            echo(f"\naudio level: {len(with_wavs)} scenarios with fixture WAVs")
+            for sc in with_wavs:
+                r = await run_audio_scenario(sc, llm_url=base_url, llm_model=model_name)
+                echo(f"  {'PASS' if r.passed else 'FAIL'}  {r.category:<15} {r.id:<42} "
+                     f"{r.duration_s:5.1f}s  (audio)")
+                results.append(r)
+    return results
 
 
 @cli.command("scenarios")
@@ -111,12 +139,8 @@ def scenarios_cmd(categories: tuple[str, ...], ids: tuple[str, ...], folder: Pat
     click.echo(f"{len(scenarios)} scenarios, LLM {llm_url or llm_model or 'embedded default'}")
     started = time.monotonic()
     try:
-        results = asyncio.run(run_text_suite(scenarios, llm_url=llm_url, llm_model=llm_model))
-        if audio:
-            with_wavs = [s for s in scenarios if s.wavs]
-            click.echo(f"\naudio level: {len(with_wavs)} scenarios with fixture WAVs")
-            results += asyncio.run(_run_audio(with_wavs, llm_url=llm_url, llm_model=llm_model,
-                                              echo=click.echo))
+        results = asyncio.run(_run_all(scenarios, llm_url=llm_url, llm_model=llm_model,
+                                       audio=audio, echo=click.echo))
     except Exception as exc:
         from twin.models import ModelMissingError
 

@@ -443,6 +443,11 @@ async def run_scenario(sc: Scenario, *, llm: Any, config: SuiteConfig | None = N
                 today=lambda: config.today)
             before = await snapshot(db)
             agent, tools = make_agent(services, call_id=f"eval-{sc.id}")
+            # The greeting says whether the practice is open: on the scenario's clock, not
+            # the machine's (make_agent has no clock parameter yet).
+            from knowledge.consent import build_greeting
+
+            agent._greeting = build_greeting(profile, now=now)
             transcript = [("assistant", agent.greeting())]
             for turn in sc.turns:
                 if agent.ended:
