@@ -242,7 +242,8 @@ async def test_booking_expected_but_the_model_only_talks_fails(tmp_path: Path) -
 
 
 async def test_message_kind_and_llm_tool_calls_are_checked(tmp_path: Path) -> None:
-    turns = ["C'est pour un renouvellement d'ordonnance, Paul Girard, né le 4 juin 1978."]
+    # a wording the message rules leave to the model, so the model's tool call is what counts
+    turns = ["Dites au docteur Morel que je passerai chercher le papier pour mon traitement."]
     sc = _scenario("prescription", turns, tools=("leave_message",),
                    db=DbExpect(outcome="message", message_kind="prescription_renewal"))
     right = ScriptedLLM([[ToolCall("leave_message", {"kind": "ordonnance", "message": "renouvellement",
