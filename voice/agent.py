@@ -17,6 +17,7 @@ The same agent runs behind the audio pipeline (``voice.pipeline``), in
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 from knowledge.consent import objects_to_recording
 from knowledge.safety import EscalationTracker, TurnOutcome, classify_transcript, detect_language
 from voice.llm import ChatLLM, LLMUnavailableError, TextDelta, ToolCall
+from voice.understanding import leaks_personal_data
 
 __all__ = [
     "AgentTurn",
@@ -86,6 +88,7 @@ class AgentTurn:
     llm_first_token_s: float | None = None
 
 
+_SENTENCE_END = re.compile(r"[.!?…](?:\s+|$)(?=\S|$)")
 _ESCALATE = {"emergency", "suicide", "human_request", "anger"}
 
 
@@ -94,7 +97,8 @@ class CallAgent:
 
     def __init__(self, *, llm: ChatLLM, tools: CallTools, system_prompt: str, greeting: str,
                  safety: SafetyCheck | None = None, filler: str = "Un instant, je regarde.",
-                 max_tool_rounds: int = 3, max_failed_turns: int = 2) -> None:
+                 max_tool_rounds: int = 3, max_failed_turns: int = 2,
+                 allowed_numbers: tuple[str, ...] = ()) -> None:
         self._llm = llm
         self._tools = tools
         self._safety = safety
@@ -106,6 +110,7 @@ class CallAgent:
         self.ended = False
         self.handoff: Handoff | None = None
         self.recording_objected = False
+        self._allowed_numbers: tuple[str, ...] = tuple(allowed_numbers)
         self._escalation = EscalationTracker(max_failures=max_failed_turns)
 
     def greeting(self) -> str:
@@ -206,6 +211,32 @@ class CallAgent:
             yield FALLBACK_HANDOFF_FR
 
     async def _run_llm(self, turn: AgentTurn) -> AsyncIterator[str]:
+        """The model's words, sentence by sentence, each checked before it is spoken: the
+        model holds no patient data, so a phone number or a date of birth in its words
+        can only be invented or leaked, and is replaced by a refusal."""
+        pending = ""
+        async for piece in self._run_llm_raw(turn):
+            if not isinstance(piece, TextDelta):  # the tools' own words: trusted
+                if pending.strip():
+                    yield self._checked(pending) + " "
+                pending = ""
+                yield piece
+                continue
+            pending += piece.text
+            while (m := _SENTENCE_END.search(pending)) is not None:
+                sentence, pending = pending[:m.end()].strip(), pending[m.end():]
+                yield self._checked(sentence) + " "
+        if pending.strip():
+            yield self._checked(pending.strip())
+
+    def _checked(self, sentence: str) -> str:
+        if leaks_personal_data(sentence, allowed=self._allowed_numbers):
+            logger.warning("withheld a model sentence with personal data: %r", sentence[:120])
+            return ("Je ne peux pas communiquer ce type d'information par téléphone. "
+                    "Puis-je faire autre chose pour vous ?")
+        return sentence
+
+    async def _run_llm_raw(self, turn: AgentTurn) -> AsyncIterator[str | TextDelta]:
         said_filler = False
         for _round in range(self._max_tool_rounds + 1):
             started = time.monotonic()
@@ -218,7 +249,7 @@ class CallAgent:
                     if calls:
                         continue  # ignore chatter after a tool call
                     text += item.text
-                    yield item.text
+                    yield item
                 else:
                     calls.append(item)
             if not calls:

@@ -67,7 +67,8 @@ def make_agent(services: VoiceServices, *, call_id: str, caller_number: str | No
                           today=services.today, caller_number=caller_number)
     agent = CallAgent(llm=services.llm, tools=tools,
                       system_prompt=build_system_prompt(services.profile, today=services.today()),
-                      greeting=greeting_for(services.profile), safety=services.safety)
+                      greeting=greeting_for(services.profile), safety=services.safety,
+                      allowed_numbers=(str(services.profile.practice.phone),))
     return agent, tools
 
 

@@ -19,6 +19,7 @@ from voice.agent import Handoff, ToolResult
 from voice.changes import AppointmentChanges, change_intent
 from voice.llm import ToolCall
 from voice.understanding import (
+    asks_about_someone_else,
     booking_intent,
     extract_identity,
     extract_practitioner,
@@ -134,6 +135,13 @@ class PracticeTools:
             result = await self.changes.on_user_turn(text, agreed, is_refusal(text))
             if result is not None:
                 return result
+        caller = st.identity[0] if st.identity else None
+        if asks_about_someone_else(text, caller=caller):
+            self._log("privacy_refusal")
+            return ToolResult(content="refused: another person's data",
+                              say="Pour des raisons de confidentialité, je ne peux donner aucune "
+                                  "information sur le dossier d'une autre personne. Elle peut nous "
+                                  "appeler elle-même. Puis-je faire autre chose pour vous ?")
         if st.message is not None:
             return await self._continue_message(text)
         kind = message_kind(text) if st.proposed is None else None

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 
 __all__ = [
+    "asks_about_someone_else",
     "booking_intent",
     "extract_identity",
     "extract_practitioner",
@@ -22,6 +23,7 @@ __all__ = [
     "is_agreement",
     "is_goodbye",
     "is_refusal",
+    "leaks_personal_data",
     "message_kind",
     "practice_question_topics",
     "resolve_day",
@@ -82,6 +84,55 @@ def message_kind(text: str) -> str | None:
             and "adresse" not in t:
         return "callback"
     return None
+
+
+_OTHER_PERSON = re.compile(
+    r"\b(voisin|voisine|mari|femme|epouse|epoux|compagn\w*|conjoint\w*|ami|amie|collegue|frere|"
+    r"soeur|mere|pere|belle mere|beau pere|patron|patronne|quelqu un|une personne|un patient|"
+    r"une patiente|autre patient|autres patients|tous les patients|la liste des)\b")
+_PERSONAL_DATA = re.compile(
+    r"\b(rendez.?vous|rdv|numero|telephone|portable|date de naissance|adresse|coordonnees|dossier|"
+    r"resultats?|ordonnance|liste des patients|patients de|agenda)\b")
+
+
+def asks_about_someone_else(text: str, *, caller: str | None = None) -> bool:
+    """A request for another person's data ("le numéro de Nadia Benali", "le rendez-vous de ma
+    voisine", "la liste des patients"). A parent asking about their own child is not one:
+    children's appointments go through the verified parent."""
+    t = fold(text)
+    if not _PERSONAL_DATA.search(t) or not _ASKING.search(t):
+        return False
+    if re.search(r"\b(liste des|tous les patients|autres patients|les patients|agenda (du|de la))\b", t):
+        return True
+    if re.search(r"\b(mon fils|ma fille|mon enfant|mon bebe|mes enfants|au nom de|je suis|"
+                 r"je m appelle|moi c est)\b", t):
+        return False
+    if _OTHER_PERSON.search(t):
+        return True
+    # "… de Nadia Benali", "Paul Girard a un rendez-vous ?" — a full name that is not the caller
+    names = re.findall(r"\b([A-ZÀ-Ý][a-zà-ÿ\-]+ [A-ZÀ-Ý][a-zà-ÿ\-]+)\b", text)
+    own = fold(caller or "")
+    return any(fold(n) != own and not re.match(r"(?i)(bonjour|docteur|madame|monsieur|je |est)", n)
+               for n in names) and not re.search(r"\b(je suis|je m appelle|moi c est)\b", t)
+
+
+_ASKING = re.compile(r"\b(quel|quelle|quels|quelles|quand|a quelle heure|est ce que|donne|donnez|"
+                     r"donner|dire|savoir|connaitre|verifier|confirmer|communiquer|envoyer|lire|"
+                     r"liste|a bien|a t il|a t elle)\b")
+_PHONE = re.compile(r"(?:\+33\s?|\b0)[1-9](?:[\s.-]?\d{2}){4}\b")
+
+
+def leaks_personal_data(text: str, *, allowed: tuple[str, ...] = ()) -> bool:
+    """Whether a model-written reply contains a phone number (other than ``allowed``) or a
+    full date with a year: the model has no patient data, so these can only be invented
+    or leaked — never say them."""
+    digits_allowed = {re.sub(r"\D", "", a) for a in allowed}
+    for m in _PHONE.finditer(text):
+        if re.sub(r"\D", "", m.group(0)) not in digits_allowed:
+            return True
+    return bool(re.search(r"\b\d{1,2}(?:er)? (?:janvier|fevrier|février|mars|avril|mai|juin|juillet|"
+                          r"aout|août|septembre|octobre|novembre|decembre|décembre) (?:19|20)\d{2}\b|"
+                          r"\b\d{1,2}/\d{1,2}/(?:19|20)?\d{2}\b", text))
 
 
 def is_agreement(text: str) -> bool:
