@@ -8,12 +8,13 @@ database.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from llm_doubles import ScriptedLLM
 
 from knowledge.profile import default_profile_path, load_profile
 from knowledge.prompts import build_system_prompt
@@ -24,23 +25,6 @@ from voice.llm import LLMUnavailableError, TextDelta, ToolCall
 from voice.tools import PracticeTools
 
 TODAY = date(2026, 11, 28)  # a Saturday; "jeudi" is 2026-12-03
-
-
-class ScriptedLLM:
-    """Answers each request with the next scripted reply; records what it was sent."""
-
-    def __init__(self, replies: Sequence[Sequence[TextDelta | ToolCall] | Exception] = ()) -> None:
-        self.replies = list(replies)
-        self.requests: list[list[dict[str, Any]]] = []
-
-    async def stream(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]
-                     ) -> AsyncIterator[TextDelta | ToolCall]:
-        self.requests.append(list(messages))
-        reply = self.replies.pop(0) if self.replies else [TextDelta("Pouvez-vous préciser ?")]
-        if isinstance(reply, Exception):
-            raise reply
-        for item in reply:
-            yield item
 
 
 @pytest.fixture()
