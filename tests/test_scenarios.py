@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from llm_doubles import ScriptedLLM
 
 from records import BookingService, Database, PatientDetails
 from records.seed import seed_demo
@@ -37,21 +38,6 @@ from twin.scenarios import (
     summarize,
 )
 from voice.llm import TextDelta, ToolCall
-
-
-class ScriptedLLM:
-    """Answers each request with the next scripted reply; records what it was sent."""
-
-    def __init__(self, replies: Sequence[Sequence[TextDelta | ToolCall]] = ()) -> None:
-        self.replies = list(replies)
-        self.requests: list[list[dict[str, Any]]] = []
-
-    async def stream(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]
-                     ) -> AsyncIterator[TextDelta | ToolCall]:
-        self.requests.append(list(messages))
-        reply = self.replies.pop(0) if self.replies else [TextDelta("Pouvez-vous préciser ?")]
-        for item in reply:
-            yield item
 
 
 def _scenario(category: str, turns: Sequence[str], **expect: Any) -> Scenario:

@@ -92,7 +92,7 @@ async def _run_all(scenarios: Sequence[Any], *, llm_url: str | None, llm_model: 
                    audio: bool, echo: Any) -> list[Any]:
     """The text-level suite, then (``audio``) the scenarios with WAVs through the real
     pipeline, with one LLM server for both."""
-    from twin.scenarios import run_audio_scenario
+    from twin.scenarios import DbDiff, ScenarioResult, run_audio_scenario
 
     async with llm_endpoint(llm_url, llm_model, echo) as (base_url, model_name):
         results = await _text_suite(scenarios, base_url=base_url, model_name=model_name,
@@ -101,7 +101,14 @@ async def _run_all(scenarios: Sequence[Any], *, llm_url: str | None, llm_model: 
             with_wavs = [s for s in scenarios if s.wavs]
             echo(f"\naudio level: {len(with_wavs)} scenarios with fixture WAVs")
             for sc in with_wavs:
-                r = await run_audio_scenario(sc, llm_url=base_url, llm_model=model_name)
+                try:
+                    r = await run_audio_scenario(sc, llm_url=base_url, llm_model=model_name)
+                except Exception as exc:  # one broken call must not lose the others' results
+                    logger.exception("audio scenario %s crashed", sc.id)
+                    r = ScenarioResult(id=sc.id, category=sc.category, passed=False,
+                                       failures=[f"crashed: {type(exc).__name__}: {exc}"],
+                                       transcript=[], actions=[], handoff=None, diff=DbDiff(),
+                                       duration_s=0.0, level="audio")
                 echo(f"  {'PASS' if r.passed else 'FAIL'}  {r.category:<15} {r.id:<42} "
                      f"{r.duration_s:5.1f}s  (audio)")
                 results.append(r)
@@ -149,7 +156,8 @@ def scenarios_cmd(categories: tuple[str, ...], ids: tuple[str, ...], folder: Pat
         raise
     elapsed = time.monotonic() - started
     text = [r for r in results if r.level == "text"]
-    click.echo(f"\nText level ({len(text)} scenarios, {elapsed:.0f} s):")
+    text_s = sum(r.duration_s for r in text)
+    click.echo(f"\nText level ({len(text)} scenarios, {text_s:.0f} s; whole run {elapsed:.0f} s):")
     click.echo(format_summary(summarize(text)))
     audio_results = [r for r in results if r.level == "audio"]
     if audio_results:
