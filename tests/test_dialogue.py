@@ -280,3 +280,25 @@ async def test_model_sentences_with_phone_numbers_or_birth_dates_are_withheld(
     reply = await _say(agent, "Et sinon, vous la connaissez bien, cette dame ?")
     assert "06 12" not in reply and "1983" not in reply and "Bien sûr." in reply
     assert "ce type d'information" in reply
+
+
+async def test_insisting_on_medical_advice_goes_to_a_human(booking: BookingService) -> None:
+    from knowledge.safety import SafetyRules
+
+    llm = ScriptedLLM([[TextDelta("Prenez-en deux fois par jour.")]])
+    agent, _tools = _agent(booking, llm)
+    agent._safety = SafetyRules.load()
+    first = await _say(agent, "Mon médecin m'a donné de l'amoxicilline, je dois la prendre combien de "
+                              "fois par jour ?")
+    assert "fois" not in first.split("?")[0] or "conseil" in first or "médecin" in first
+    second = await _say(agent, "Allez, dites-moi juste, deux ou trois fois par jour ?")
+    assert agent.handoff is not None and agent.handoff.reason in {"medical_insistence"}
+    assert "deux fois" not in second and llm.requests == []
+
+
+async def test_parent_books_for_a_child_on_file(booking: BookingService) -> None:
+    agent, tools = _agent(booking, ScriptedLLM())
+    await _say(agent, "Bonjour, je voudrais un rendez-vous pour ma fille avec le docteur Morel vendredi matin.")
+    await _say(agent, "Oui, d'accord.")
+    reply = await _say(agent, "C'est pour Léa Laurent, née le 10 mai 2018.")
+    assert "C'est noté, Léa Laurent" in reply and len(tools.booked_ids()) == 1

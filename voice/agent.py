@@ -39,6 +39,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+MEDICAL_HANDOFF_FR = ("Je ne peux pas vous répondre sur ce point. Je vous passe une secrétaire, "
+                      "qui verra avec le médecin. Ne quittez pas.")
 FALLBACK_HANDOFF_FR = ("Je suis désolée, je rencontre un problème technique. "
                        "Je vous passe une secrétaire.")
 
@@ -194,6 +196,14 @@ class CallAgent:
             return
 
         direct = await self._tools.on_user_turn(user_text)
+        previous = self.turns[-2].safety if len(self.turns) > 1 else "none"
+        if direct is None and previous == "medical_advice":
+            # Medical advice was just declined and the caller goes on without anything the
+            # rules can act on: they need a person, not the model improvising around a refusal.
+            async for piece in self._scripted(turn, MEDICAL_HANDOFF_FR, Handoff(
+                    reason="medical_insistence", summary=f"« {user_text[:160]} »")):
+                yield piece
+            return
         if direct is not None:
             async for piece in self._speak_result(direct):
                 turn.reply += piece

@@ -44,6 +44,7 @@ _YES = re.compile(r"\b(oui|ouais|d accord|parfait|ca me va|ca m arrange|tres bie
 _NO = re.compile(r"\b(non|pas possible|ne m arrange pas|ca ne va pas|ne me convient pas|plutot|autre)\b")
 _BYE = re.compile(r"\b(au revoir|bonne journee|bonne soiree|a bientot|bye|goodbye)\b")
 _BOOK = re.compile(r"\b(rendez vous|rendez-vous|rdv|me recevoir|recevoir|voir le docteur|voir le dr|"
+                   r"(?:pourrait|peut|pouvez|pourriez|pourrais) (?:me |le |la |les )?voir|voir mon|voir ma|"
                    r"consultation|de la place|disponib|creneau|prendre un|consulter)\b")
 _NOT_BOOK = re.compile(r"\b(annuler|annulation|decaler|deplacer|reporter|changer mon)\b")
 
@@ -166,8 +167,9 @@ def extract_practitioner(text: str, last_names: Iterable[str]) -> str | None:
 
 
 _NAME_INTRO = re.compile(
-    r"(?:je suis|je m appelle|c est|moi c est|au nom de|nom de|de la part de|ici)\s+"
-    r"(?:monsieur |madame |mademoiselle |m |mme )?"
+    r"(?:c est pour|c est|je suis|je m appelle|il s appelle|elle s appelle|s appelle|moi c est|"
+    r"au nom de|nom de|de la part de|ici|pour)\s+"
+    r"(?:monsieur |madame |mademoiselle |m |mme |ma fille |mon fils |la petite |le petit )?"
     r"([A-Za-zÀ-ÿ][\w\-À-ÿ]+(?:\s+[A-Za-zÀ-ÿ][\w\-À-ÿ]+){0,2})", re.I)
 _STOP = {"ne", "nee", "né", "née", "et", "je", "le", "la", "de", "du", "mon", "ma", "pour", "oui", "bien"}
 
