@@ -102,6 +102,9 @@ if __name__ == "__main__":
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="print each call's transcript")
     a = p.parse_args()
+    from twin.cli import quiet_pipecat
+
+    quiet_pipecat(30)
     result = asyncio.run(main(a))
     print(f"{'stage':<28}{'n':>4}{'p50':>9}{'p95':>9}{'mean':>9}")
     labels = {"stt_s": "speech end → transcript", "llm_first_token_s": "transcript → 1st LLM text",

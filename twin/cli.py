@@ -66,6 +66,17 @@ def main(verbose: int) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    quiet_pipecat(level)
+
+
+def quiet_pipecat(level: int) -> None:
+    """pipecat logs through loguru at DEBUG by default: follow our verbosity instead."""
+    try:
+        from loguru import logger
+    except ModuleNotFoundError:  # pragma: no cover - loguru comes with the voice extra
+        return
+    logger.remove()
+    logger.add(sys.stderr, level=logging.getLevelName(level))
 
 
 if __name__ == "__main__":  # pragma: no cover
