@@ -302,3 +302,11 @@ async def test_parent_books_for_a_child_on_file(booking: BookingService) -> None
     await _say(agent, "Oui, d'accord.")
     reply = await _say(agent, "C'est pour Léa Laurent, née le 10 mai 2018.")
     assert "C'est noté, Léa Laurent" in reply and len(tools.booked_ids()) == 1
+
+
+async def test_practitioner_and_day_in_a_misheard_request_still_finds_slots(
+        booking: BookingService) -> None:
+    agent, tools = _agent(booking, ScriptedLLM())
+    reply = await _say(agent, "Bonjour, le docteur Haddad, vous êtes la place de 14 à 9.")  # Whisper
+    assert "Haddad" in reply and "14 décembre" in reply
+    assert tools.actions[0][0] == "find_slots" and tools.actions[0][2] == "rules"

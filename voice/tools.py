@@ -182,10 +182,15 @@ class PracticeTools:
             topics = practice_question_topics(text)
             if topics:  # facts about the practice come from its profile, never from the model
                 return self._practice_info(*topics)
-        if st.proposed is None and booking_intent(text):
+        if st.proposed is None:
             names = [p.last_name for p in getattr(self._profile, "practitioners", [])]
             practitioner = extract_practitioner(text, names)
-            return await self._find_slots(practitioner=practitioner, day=text, reason=text)
+            first, last, _part = resolve_day(text, self._today())
+            # "le docteur Haddad, … la place le 14 à 9h": a practitioner and a day or a time,
+            # even when the words around them were misheard, is a request for a slot
+            asks_when = first == last or time_in(text) is not None or "place" in fold(text)
+            if booking_intent(text) or (practitioner in names and asks_when):
+                return await self._find_slots(practitioner=practitioner, day=text, reason=text)
         st.rule_turns -= 1
         return None
 
