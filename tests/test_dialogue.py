@@ -310,3 +310,11 @@ async def test_practitioner_and_day_in_a_misheard_request_still_finds_slots(
     reply = await _say(agent, "Bonjour, le docteur Haddad, vous êtes la place de 14 à 9.")  # Whisper
     assert "Haddad" in reply and "14 décembre" in reply
     assert tools.actions[0][0] == "find_slots" and tools.actions[0][2] == "rules"
+
+
+async def test_yes_but_another_day_and_time_is_a_new_search(booking: BookingService) -> None:
+    agent, tools = _agent(booking, ScriptedLLM())
+    reply = await _say(agent, "J'aimerais voir le docteur Morel la semaine prochaine.")
+    assert "lundi 30 novembre" in reply
+    reply = await _say(agent, "D'accord, jeudi à 15h, ça m'auvent très bien.")  # as Whisper wrote it
+    assert "jeudi 3 décembre à 15 heures" in reply and tools.booked_ids() == []

@@ -164,6 +164,11 @@ class PracticeTools:
             if is_refusal(text):
                 return ToolResult(content="booking not confirmed", say="D'accord, je n'enregistre "
                                   "rien. Voulez-vous un autre créneau ?")
+        if st.proposed is not None and not st.accepted and identity is None:
+            counter = self._counter_offer(text, st.proposed)
+            if counter is not None:  # "d'accord, jeudi à 15h": yes, but to another day or time
+                return await self._find_slots(practitioner=st.proposed.practitioner_id,
+                                              day=counter[0], prefer_time=counter[1])
         if st.proposed is not None:
             if identity is not None:
                 name, dob = identity
@@ -235,8 +240,19 @@ class PracticeTools:
 
         return str(say_slot(slot.start, slot.practitioner_name))
 
+    def _counter_offer(self, text: str, proposed: Any) -> tuple[str, tuple[int, int] | None] | None:
+        """(day words, wanted time) if the caller names a day or time other than the offer."""
+        first, last, _part = resolve_day(text, self._today())
+        hm = time_in(text)
+        other_day = first == last and first != proposed.start.date()
+        other_time = hm is not None and hm != (proposed.start.hour, proposed.start.minute)
+        if not (other_day or other_time):
+            return None
+        return (text if other_day else proposed.start.date().isoformat()), hm
+
     async def _find_slots(self, practitioner: str | None = None, day: str | None = None,
-                          day_part: str | None = None, reason: str | None = None) -> ToolResult:
+                          day_part: str | None = None, reason: str | None = None,
+                          prefer_time: tuple[int, int] | None = None) -> ToolResult:
         self._log("find_slots", practitioner=practitioner, day=day, day_part=day_part, reason=reason)
         today = self._today()
         date_from, date_to, part = resolve_day(day, today)
@@ -248,7 +264,7 @@ class PracticeTools:
         elif "soir" in dp:
             part = "evening"
         kwargs: dict[str, Any] = {"practitioner": practitioner or None, "date_from": date_from,
-                                  "date_to": date_to, "limit": 3}
+                                  "date_to": date_to, "limit": 3 if prefer_time is None else 40}
         if part in {"morning", "afternoon"}:
             kwargs["day_part"] = part
         appt_type = self._appointment_type(practitioner, reason)
@@ -273,6 +289,10 @@ class PracticeTools:
             st.proposed = None
             return ToolResult(content="no free slot", say="Je n'ai pas de créneau libre sur cette "
                               "période. Voulez-vous une autre date ?")
+        if prefer_time is not None:  # the slot nearest the time asked for, then the next ones
+            want = prefer_time[0] * 60 + prefer_time[1]
+            slots.sort(key=lambda x: (abs(x.start.hour * 60 + x.start.minute - want), x.start))
+            slots = slots[:3]
         st.proposed = slots[0]
         others = ", ".join(f"{s.start:%H:%M}" for s in slots[1:])
         content = f"proposé: {slots[0].start.isoformat()} {slots[0].practitioner_name}; autres: {others}"
