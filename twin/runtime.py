@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 from twin import models
 from twin.settings import Settings
@@ -32,10 +33,10 @@ def _stt_dir(settings: Settings) -> Path:
     return models.require(settings.stt.model)
 
 
-def _initial_prompt(profile: object) -> str:
+def _initial_prompt(profile: Any) -> str:
     names = ", ".join(f"docteur {p.last_name}" for p in getattr(profile, "practitioners", []))
     return (f"{profile.practice.name}. {names}. Un rendez-vous le matin ou l'après-midi, "
-            "une consultation, votre date de naissance.")  # type: ignore[attr-defined]
+            "une consultation, votre date de naissance.")
 
 
 @contextlib.asynccontextmanager
@@ -75,7 +76,8 @@ async def voice_runtime(settings: Settings, *, seed_demo: bool = True, audio: bo
         llm = OpenAICompatibleLLM(base_url=base_url, model=model_name, api_key=settings.llm.api_key,
                                   temperature=settings.llm.temperature,
                                   max_tokens=settings.llm.max_tokens, timeout_s=settings.llm.timeout_s)
-        whisper = tts = None
+        whisper: WhisperEngine | None = None
+        tts: ESpeakTTS | PiperTTS | None = None
         if stt_dir is not None:
             whisper = WhisperEngine(model_dir=stt_dir, language=settings.stt.language,
                                     beam_size=settings.stt.beam_size,
@@ -87,9 +89,9 @@ async def voice_runtime(settings: Settings, *, seed_demo: bool = True, audio: bo
             await asyncio.gather(asyncio.to_thread(whisper.load), asyncio.to_thread(tts.load))
         await db.create_schema()
         if seed_demo:
-            from records.seed import seed_demo
+            from records.seed import seed_demo as seed
 
-            await seed_demo(db, profile_path=settings.profile_path)
+            await seed(db, profile_path=settings.profile_path)
         booking = BookingService(db=db, tz=profile.practice.timezone)
         safety = None
         try:

@@ -76,7 +76,7 @@ class CallTools(Protocol):
 
 
 class SafetyCheck(Protocol):
-    def assess(self, text: str) -> Any: ...
+    def assess(self, text: str, *, context: Sequence[str] = ()) -> Any: ...
 
 
 @dataclass

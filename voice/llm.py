@@ -57,8 +57,9 @@ class ToolCall:
 class ChatLLM(Protocol):
     """What the call agent needs from a language model."""
 
-    async def stream(self, messages: Sequence[dict[str, Any]],
-                     tools: Sequence[dict[str, Any]]) -> AsyncIterator[TextDelta | ToolCall]:
+    def stream(self, messages: Sequence[dict[str, Any]],
+               tools: Sequence[dict[str, Any]]) -> AsyncIterator[TextDelta | ToolCall]:
+        """An async generator of speech pieces and tool calls."""
         ...  # pragma: no cover
 
 

@@ -204,8 +204,9 @@ class PracticeTools:
         self._source = "llm"
         args = {k: v for k, v in call.arguments.items() if v not in (None, "")}
         if call.name == "find_slots":
-            return await self._find_slots(**{k: str(v) for k, v in args.items()
-                                             if k in {"practitioner", "day", "day_part", "reason"}})
+            find_args: dict[str, Any] = {k: str(v) for k, v in args.items()
+                                         if k in {"practitioner", "day", "day_part", "reason"}}
+            return await self._find_slots(**find_args)
         if call.name == "book":
             return await self._book(**{k: str(v) for k, v in args.items()
                                        if k in {"name", "birth_date", "time", "phone"}})
