@@ -10,6 +10,7 @@ if [ -f scripts/services.sh ]; then
   source scripts/services.sh
 fi
 .venv/bin/ruff check .
+.venv/bin/mypy
 set +e
 .venv/bin/pytest -p no:cacheprovider "$@"
 rc=$?
