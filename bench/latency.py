@@ -87,6 +87,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             for key, values in stages.items():
                 if t.get(key) is not None:
                     values.append(float(t[key]))
+    for r in reports:
+        for t in r.turns:
+            if t.get("voice_to_voice_s") is None or t.get("llm_first_token_s") is None:
+                continue
+            key = "v2v_llm_turns_s" if t["llm_first_token_s"] > 0.1 else "v2v_rule_turns_s"
+            stages.setdefault(key, []).append(float(t["voice_to_voice_s"]))
+    stages.setdefault("v2v_rule_turns_s", [])
+    stages.setdefault("v2v_llm_turns_s", [])
     stages["caller_heard_v2v_s"] = caller_v2v
     out = {k: {"n": len(v), "p50": pct(v, 0.5), "p95": pct(v, 0.95),
                "mean": statistics.fmean(v) if v else float("nan")} for k, v in stages.items()}
@@ -109,7 +117,8 @@ if __name__ == "__main__":
     print(f"{'stage':<28}{'n':>4}{'p50':>9}{'p95':>9}{'mean':>9}")
     labels = {"stt_s": "speech end → transcript", "llm_first_token_s": "transcript → 1st LLM text",
               "tts_first_audio_s": "1st text → 1st TTS audio", "voice_to_voice_s": "voice-to-voice (bot)",
-              "caller_heard_v2v_s": "voice-to-voice (caller)"}
+              "caller_heard_v2v_s": "voice-to-voice (caller)",
+              "v2v_rule_turns_s": "  … turns answered by rules", "v2v_llm_turns_s": "  … turns answered by LLM"}
     for key, row in result.items():
         print(f"{labels[key]:<28}{row['n']:>4}{row['p50']:>8.2f}s{row['p95']:>8.2f}s{row['mean']:>8.2f}s")
     if a.json:
