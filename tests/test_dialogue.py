@@ -318,3 +318,28 @@ async def test_yes_but_another_day_and_time_is_a_new_search(booking: BookingServ
     assert "lundi 30 novembre" in reply
     reply = await _say(agent, "D'accord, jeudi à 15h, ça m'auvent très bien.")  # as Whisper wrote it
     assert "jeudi 3 décembre à 15 heures" in reply and tools.booked_ids() == []
+
+
+async def test_declined_offer_gets_the_next_slot_and_goodbye_ends_the_call(
+        booking: BookingService) -> None:
+    agent, _tools = _agent(booking, ScriptedLLM())
+    first = await _say(agent, "C'est pour une consultation de dermatologie avec le docteur Haddad.")
+    second = await _say(agent, "Non, ça ne m'arrange pas, plutôt en fait de journée si possible.")
+    assert "Je peux vous proposer" in second and second != first
+    reply = await _say(agent, "Très bien, merci pour votre aide, au revoir.")
+    assert "Au revoir" in reply and agent.ended
+
+
+async def test_a_birth_date_is_not_a_day_to_book(booking: BookingService) -> None:
+    agent, tools = _agent(booking, ScriptedLLM([[TextDelta("Pouvez-vous répéter votre nom ?")]]))
+    await _say(agent, "J'aimerais voir le docteur Morel la semaine prochaine.")
+    reply = await _say(agent, "Le rendez-vous est au nom de la diabonalie, et le 9 septembre 1983.")
+    assert "septembre" not in reply and tools.booked_ids() == []
+
+
+async def test_times_in_the_models_own_words_are_withheld(booking: BookingService) -> None:
+    llm = ScriptedLLM([[TextDelta("Je peux vous proposer le mardi 31 novembre à 9 heures. "),
+                        TextDelta("Cela vous convient-il ?")]])
+    agent, _tools = _agent(booking, llm)
+    reply = await _say(agent, "Euh, je sais pas trop, vous avez quoi ?")
+    assert "31 novembre" not in reply and "9 heures" not in reply and "agenda" in reply

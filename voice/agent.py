@@ -90,6 +90,7 @@ class AgentTurn:
     llm_first_token_s: float | None = None
 
 
+_CLOCK_TIME = re.compile(r"\b\d{1,2} ?(?:h|heures?)\b(?: ?\d{2})?|\b\d{1,2}:\d{2}\b", re.I)
 _SENTENCE_END = re.compile(r"[.!?…](?:\s+|$)(?=\S|$)")
 _ESCALATE = {"emergency", "suicide", "human_request", "anger"}
 
@@ -244,6 +245,11 @@ class CallAgent:
             logger.warning("withheld a model sentence with personal data: %r", sentence[:120])
             return ("Je ne peux pas communiquer ce type d'information par téléphone. "
                     "Puis-je faire autre chose pour vous ?")
+        if _CLOCK_TIME.search(sentence):
+            # Times (slots, opening hours) only ever come from the agenda or the profile,
+            # through the tools: a time in the model's own words is made up.
+            logger.warning("withheld a model sentence with a time in it: %r", sentence[:120])
+            return "Je vérifie dans l'agenda : quel jour et quel moment vous arrangeraient ?"
         return sentence
 
     async def _run_llm_raw(self, turn: AgentTurn) -> AsyncIterator[str | TextDelta]:

@@ -10,6 +10,7 @@ recap the tool asks for); otherwise nothing is written.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -164,11 +165,16 @@ class PracticeTools:
             if is_refusal(text):
                 return ToolResult(content="booking not confirmed", say="D'accord, je n'enregistre "
                                   "rien. Voulez-vous un autre créneau ?")
+        if is_goodbye(text) and identity is None:
+            return ToolResult(content="call ended", say="Merci de votre appel. Au revoir, bonne journée !",
+                              end_call=True)
         if st.proposed is not None and not st.accepted and identity is None:
             counter = self._counter_offer(text, st.proposed)
             if counter is not None:  # "d'accord, jeudi à 15h": yes, but to another day or time
                 return await self._find_slots(practitioner=st.proposed.practitioner_id,
                                               day=counter[0], prefer_time=counter[1])
+            if is_refusal(text):  # "non, ça ne m'arrange pas": the next free slot after it
+                return await self._next_offer(text)
         if st.proposed is not None:
             if identity is not None:
                 name, dob = identity
@@ -180,9 +186,6 @@ class PracticeTools:
                 return ToolResult(content="slot accepted; identity needed",
                                   say="Très bien. Pouvez-vous me donner votre prénom, votre nom et "
                                       "votre date de naissance ?")
-        if is_goodbye(text) and st.pending_booking is None:
-            return ToolResult(content="call ended", say="Merci de votre appel. Au revoir, bonne journée !",
-                              end_call=True)
         if st.proposed is None:
             topics = practice_question_topics(text)
             if topics:  # facts about the practice come from its profile, never from the model
@@ -241,8 +244,34 @@ class PracticeTools:
 
         return str(say_slot(slot.start, slot.practitioner_name))
 
+    async def _next_offer(self, text: str) -> ToolResult:
+        """The offer was declined: the next free slot after it (in the part of the day asked
+        for, if any), with the same practitioner."""
+        st = self.state
+        declined = st.proposed
+        _first, _last, part = resolve_day(text, self._today())
+        self._log("find_slots", practitioner=declined.practitioner_id, after=declined.start.isoformat())
+        slots = await self._booking.find_free_slots(
+            practitioner=declined.practitioner_id, appointment_type=declined.appointment_type,
+            date_from=declined.start.date(), date_to=declined.start.date() + timedelta(days=21),
+            limit=60)
+        later = [x for x in slots if x.start > declined.start]
+        if part == "evening":
+            later = [x for x in later if x.start.hour >= 17] or later
+        elif part in {"morning", "afternoon"}:
+            later = [x for x in later if (x.start.hour < 12) == (part == "morning")] or later
+        if not later:
+            st.proposed = None
+            return ToolResult(content="no other slot", say="Je n'ai pas d'autre créneau proche. "
+                              "Voulez-vous une autre semaine ?")
+        st.proposed, st.offered, st.accepted = later[0], later[:3], False
+        return ToolResult(content=f"proposé: {later[0].start.isoformat()}",
+                          say=f"Je peux vous proposer {self._say_slot(later[0])}. Cela vous convient-il ?")
+
     def _counter_offer(self, text: str, proposed: Any) -> tuple[str, tuple[int, int] | None] | None:
         """(day words, wanted time) if the caller names a day or time other than the offer."""
+        if re.search(r"\b(19|20)\d{2}\b", text):  # a year: a date of birth, not a day to meet
+            return None
         first, last, _part = resolve_day(text, self._today())
         hm = time_in(text)
         other_day = first == last and first != proposed.start.date()
