@@ -136,11 +136,14 @@ class WhisperSTT(SegmentedSTTService):
         return True
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
+        pad = self._trailing_silence()  # pipecat appends it to every segment: keep it once, at the end
+        if pad and audio.endswith(pad):
+            audio = audio[:-len(pad)]
         self._turn_audio += audio
         limit = int(self.MAX_TURN_S * self.sample_rate) * 2
         if len(self._turn_audio) > limit:
             del self._turn_audio[:len(self._turn_audio) - limit]
-        pcm = bytes(self._turn_audio)
+        pcm = bytes(self._turn_audio) + pad
         await self.start_processing_metrics()
         try:
             result = await asyncio.to_thread(self._engine.transcribe, pcm, self.sample_rate)
