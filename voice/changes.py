@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 def change_intent(text: str) -> str | None:
     """"cancel", "reschedule" or None."""
     t = fold(text)
-    if any(w in t for w in ("annuler", "annulation", "desister", "ne pourrai pas venir",
+    if any(w in t for w in ("annuler", "annule", "annulation", "desister", "ne pourrai pas venir",
                             "ne pourrais pas venir", "ne peux pas venir")):
         return "cancel"
     if any(w in t for w in ("decaler", "deplacer", "reporter", "changer mon rendez", "changer de jour",
