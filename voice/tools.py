@@ -198,7 +198,8 @@ class PracticeTools:
             # even when the words around them were misheard, is a request for a slot
             asks_when = first == last or time_in(text) is not None or "place" in fold(text)
             if booking_intent(text) or (practitioner in names and asks_when):
-                return await self._find_slots(practitioner=practitioner, day=text, reason=text)
+                return await self._find_slots(practitioner=practitioner, day=text, reason=text,
+                                              prefer_time=time_in(text))
         st.rule_turns -= 1
         return None
 

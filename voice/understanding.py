@@ -286,11 +286,14 @@ def resolve_day(expr: str | None, today: date) -> tuple[date, date, str | None]:
 
 
 def time_in(expr: str) -> tuple[int, int] | None:
-    """(15, 0) from "15h", "quinze heures" is not handled (Whisper writes digits)."""
-    m = re.search(r"\b(\d{1,2})\s*(?:h|heures?|:)\s*(\d{2})?", fold(expr))
-    if not m:
-        return None
-    return int(m[1]), int(m[2] or 0)
+    """(15, 0) from "15h", (14, 20) from "14 h 20", (12, 0) from "à midi" (not "après-midi")."""
+    t = fold(expr)
+    m = re.search(r"\b(\d{1,2})\s*(?:h|heures?|:)\s*(\d{2})?", t)
+    if m:
+        return int(m[1]), int(m[2] or 0)
+    if re.search(r"(?<!apres )(?<!apres-)(?<!apres)\b(?:a|vers|pour) midi\b", t):
+        return 12, 0
+    return None
 
 
 def split_name(full: str) -> tuple[str, str]:
