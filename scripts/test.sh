@@ -3,7 +3,7 @@
 # PostgreSQL), then runs pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh voice,embedded,dev,postgres,caldav
+scripts/setup.sh voice,embedded,dev,postgres,caldav,transcripts,review,training
 .venv/bin/twin models install
 if [ -f scripts/services.sh ]; then
   # shellcheck disable=SC1091
