@@ -14,6 +14,7 @@ knows they are plain speech, and :class:`ToolCall` objects once a call is comple
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 
 __all__ = [
     "ChatLLM",
+    "LLMTimeoutError",
     "LLMUnavailableError",
     "OpenAICompatibleLLM",
     "TextDelta",
@@ -36,6 +38,10 @@ logger = logging.getLogger(__name__)
 
 class LLMUnavailableError(RuntimeError):
     """The LLM server cannot be reached or failed; the call must go to a human."""
+
+
+class LLMTimeoutError(LLMUnavailableError):
+    """The whole reply did not arrive within ``timeout_s`` (a slow or stuck stream)."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +149,12 @@ def parse_text_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
 
 
 class OpenAICompatibleLLM:
-    """Streams chat completions from an OpenAI-compatible ``/v1`` endpoint."""
+    """Streams chat completions from an OpenAI-compatible ``/v1`` endpoint.
+
+    ``timeout_s`` is an overall deadline on each streamed reply, from the request to
+    its last chunk: a server that trickles tokens (or holds back a long tool call)
+    cannot keep a caller waiting longer, whatever the HTTP read timeout sees.
+    """
 
     def __init__(self, *, base_url: str, model: str, api_key: str = "local",
                  temperature: float = 0.2, max_tokens: int = 160, timeout_s: float = 30.0) -> None:
@@ -195,8 +206,14 @@ class OpenAICompatibleLLM:
         }
         if tools:
             kwargs["tools"] = list(tools)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_s
         try:
-            response = await client.chat.completions.create(**kwargs)
+            response = await asyncio.wait_for(client.chat.completions.create(**kwargs),
+                                              timeout=self._timeout_s)
+        except TimeoutError as exc:
+            raise LLMTimeoutError(f"LLM server at {self.base_url} did not answer within "
+                                  f"{self._timeout_s:g} s") from exc
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             raise LLMUnavailableError(f"LLM server at {self.base_url} is unreachable: {exc}") from exc
         except openai.APIStatusError as exc:
@@ -206,8 +223,19 @@ class OpenAICompatibleLLM:
         buffer = ""  # content held back while it may still be a tool call
         holding = False
         api_calls: dict[int, dict[str, str]] = {}
+        chunks = response.__aiter__()
         try:
-            async for chunk in response:
+            while True:
+                remaining = deadline - loop.time()
+                try:
+                    if remaining <= 0:
+                        raise TimeoutError
+                    chunk = await asyncio.wait_for(chunks.__anext__(), timeout=remaining)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError as exc:
+                    raise LLMTimeoutError(f"LLM reply from {self.base_url} not complete within "
+                                          f"{self._timeout_s:g} s") from exc
                 if not chunk.choices:
                     continue
                 delta = chunk.choices[0].delta
@@ -245,6 +273,14 @@ class OpenAICompatibleLLM:
                 buffer = ""
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             raise LLMUnavailableError(f"LLM stream from {self.base_url} broke: {exc}") from exc
+        finally:
+            # stop the server generating for nobody (a deadline, or the caller barged in)
+            close = getattr(response, "close", None)
+            if close is not None:
+                try:
+                    await asyncio.shield(close())
+                except Exception:  # closing is best effort
+                    logger.debug("closing the LLM stream failed", exc_info=True)
 
         for slot in api_calls.values():
             try:
