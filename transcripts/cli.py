@@ -1,0 +1,133 @@
+"""``twin transcripts``: bring calls in (import, ingest, transcribe), redact, purge, export.
+
+The store is ``--url``, else ``$TWIN_DATABASE_URL``, else the agenda's SQLite file in the
+data folder (the same database as the agenda, its own ``tr_`` tables). Commands built in
+other modules register here with one ``cli.add_command(...)`` line at the bottom.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+__all__ = ["cli", "run_with_store", "url_option"]
+
+T = TypeVar("T")
+
+url_option = click.option(
+    "--url", envvar="TWIN_DATABASE_URL", default=None, show_envvar=True,
+    help="SQLAlchemy async URL of the database (sqlite+aiosqlite:///path.db or "
+         "postgresql+asyncpg://...); default: the agenda's SQLite file in the data folder.")
+
+
+def run_with_store(url: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Open the store (migrated to the newest schema), run ``work(store)``, close it."""
+    from records.db import default_url
+    from records.guard import is_unavailable
+    from transcripts.store import TranscriptStore
+
+    async def main() -> T:
+        store = TranscriptStore(url=url or default_url())
+        try:
+            await store.migrate()
+            return await work(store)
+        finally:
+            await store.dispose()
+
+    try:
+        return asyncio.run(main())
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise click.ClickException(f"cannot reach the database: {exc}") from exc
+        raise
+
+
+@click.group("transcripts")
+def cli() -> None:
+    """Transcribe, redact, review and export calls (the twin's training material)."""
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--approve", is_flag=True,
+              help="Mark the calls that carry a review as approved (training data at once).")
+@click.option("--update", is_flag=True,
+              help="Replace calls already stored with different content (default: report them).")
+@url_option
+def import_cmd(file: Path, approve: bool, update: bool, url: str | None) -> None:
+    """Import already-transcribed calls from a JSONL file (the corpus format)."""
+    from transcripts.importer import import_jsonl
+
+    report = run_with_store(url, lambda store: import_jsonl(store, file, approve=approve,
+                                                            update=update))
+    for error in report.errors:
+        click.echo(f"{file.name}: {error}", err=True)
+    for call_id in report.conflicts:
+        click.echo(f"{file.name}: call {call_id} is already stored with other content "
+                   "(--update replaces it)", err=True)
+    for where in report.spans_not_found:
+        click.echo(f"{file.name}: a PII span of {where} was not found in the turn's text",
+                   err=True)
+    click.echo(report.summary())
+    if report.errors:
+        raise SystemExit(1)
+
+
+@cli.command("list")
+@click.option("--status", "statuses", multiple=True, help="Only calls in this status (repeatable).")
+@click.option("--limit", default=50, show_default=True)
+@url_option
+def list_cmd(statuses: tuple[str, ...], limit: int, url: str | None) -> None:
+    """List the stored calls, newest first (no personal data)."""
+    from transcripts.types import CallFilter, Page
+
+    page = run_with_store(url, lambda store: store.list_calls(CallFilter(statuses=statuses),
+                                                              Page(limit=limit)))
+    for c in page.items:
+        rating = "-" if c.review_rating is None else str(c.review_rating)
+        click.echo(f"{c.id:>6} {c.external_id:<24} {c.started_at:%Y-%m-%d %H:%M} "
+                   f"{c.source:<9} {c.status:<11} {c.secretary_id or '-':<12} "
+                   f"{c.category or '-':<14} rating {rating}  {c.turn_count} turns")
+    click.echo(f"{len(page.items)} of {page.total} calls")
+
+
+@cli.command("show")
+@click.argument("call_id", type=int)
+@url_option
+def show_cmd(call_id: int, url: str | None) -> None:
+    """Print a call's redacted transcript."""
+    view = run_with_store(url, lambda store: store.get_call(call_id, can_see_pii=False))
+    if view is None:
+        raise click.ClickException(f"no call {call_id}")
+    click.echo(f"{view.external_id}  {view.started_at:%Y-%m-%d %H:%M}  {view.status}  "
+               f"{view.secretary_id or '-'}  {view.category or '-'} / {view.outcome or '-'}")
+    for t in view.turns:
+        click.echo(f"  {t.speaker:>9}: {t.text}")
+
+
+@cli.command("approve")
+@click.argument("call_ids", type=int, nargs=-1, required=True)
+@click.option("--actor", default="cli", show_default=True, help="Who approves (audit).")
+@url_option
+def approve_cmd(call_ids: tuple[int, ...], actor: str, url: str | None) -> None:
+    """Mark reviewed calls approved (training data)."""
+
+    async def work(store: Any) -> list[str]:
+        done = []
+        for cid in call_ids:
+            view = await store.get_call(cid, can_see_pii=False)
+            if view is None:
+                done.append(f"{cid}: no such call")
+            elif view.status != "reviewed":
+                done.append(f"{cid}: status is {view.status}, not reviewed")
+            else:
+                await store.set_status(cid, "approved", actor=actor)
+                done.append(f"{cid}: approved")
+        return done
+
+    for line in run_with_store(url, work):
+        click.echo(line)
