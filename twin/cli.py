@@ -26,6 +26,8 @@ _GROUPS: dict[str, tuple[str, str, str]] = {
     "eval": ("twin.eval_cli", "cli", "Evaluate the assistant (scenario suite)."),
     "transcripts": ("transcripts.cli", "cli", "Transcribe, redact, review and export calls."),
     "train": ("twin_training.cli", "cli", "Build datasets, fine-tune, evaluate and export the twin."),
+    "review": ("transcripts.review.review_cli", "review", "Serve the staff review page (--demo: try it)."),
+    "users": ("transcripts.review.users_cli", "cli", "Accounts of the review page."),
 }
 
 
