@@ -131,3 +131,90 @@ def approve_cmd(call_ids: tuple[int, ...], actor: str, url: str | None) -> None:
 
     for line in run_with_store(url, work):
         click.echo(line)
+
+
+from transcripts.ingest_cli import ingest_cmd, transcribe_cmd  # noqa: E402  (needs cli above)
+
+cli.add_command(ingest_cmd)
+cli.add_command(transcribe_cmd)
+
+
+@cli.command("purge")
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False,
+                                                         path_type=Path),
+              help="YAML or TOML file with a 'retention:' section (audio_days, transcripts_days).")
+@click.option("--audio-days", type=int, default=None,
+              help="Keep call audio this many days (default 183, about 6 months).")
+@click.option("--transcripts-days", type=int, default=None,
+              help="Keep transcripts and their analyses this many days (default 365).")
+@url_option
+def purge_cmd(dry_run: bool, config_path: Path | None, audio_days: int | None,
+              transcripts_days: int | None, url: str | None) -> None:
+    """Delete the audio and the calls whose retention period is over (leaves an audit record)."""
+    from dataclasses import replace
+
+    from transcripts.retention import RetentionError, RetentionPolicy, purge
+
+    try:
+        policy = RetentionPolicy.load(config_path) if config_path else RetentionPolicy()
+        if audio_days is not None:
+            policy = replace(policy, audio_days=audio_days)
+        if transcripts_days is not None:
+            policy = replace(policy, transcripts_days=transcripts_days)
+    except RetentionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    report = run_with_store(url, lambda store: purge(store, policy, dry_run=dry_run,
+                                                     actor="cli:purge"))
+    for failure in report.failures:
+        click.echo(f"purge: {failure}", err=True)
+    click.echo(("dry run: " if dry_run else "") + report.summary())
+    if report.failures:
+        raise SystemExit(1)
+
+
+@cli.command("export")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["dataset", "jsonl"]), default="dataset",
+              show_default=True,
+              help="dataset: a Hugging Face datasets folder (save_to_disk); jsonl: the corpus "
+                   "format, one call per line.")
+@click.option("--status", "statuses", multiple=True, default=("approved",), show_default=True,
+              help="Export calls in this status (repeatable).")
+@url_option
+def export_cmd(out: Path, fmt: str, statuses: tuple[str, ...], url: str | None) -> None:
+    """Export approved, redacted calls (the twin's training input)."""
+    from transcripts.export import export_dataset, write_jsonl
+
+    async def work(store: Any) -> int:
+        if fmt == "jsonl":
+            count = await write_jsonl(store, out, statuses=statuses)
+        else:
+            count = await export_dataset(store, out, statuses=statuses)
+        await store.audit(actor="cli:export", action="export", entity="export",
+                          after={"format": fmt, "statuses": list(statuses), "calls": count})
+        return count
+
+    count = run_with_store(url, work)
+    click.echo(f"exported {count} calls to {out} ({fmt})")
+
+
+@cli.command("objection")
+@click.argument("call_ref")
+@click.option("--actor", default="cli", show_default=True, help="Who records it (audit).")
+@url_option
+def objection_cmd(call_ref: str, actor: str, url: str | None) -> None:
+    """The caller objected to the recording: delete the call's audio and text.
+
+    CALL_REF is the store's id or the call's external id."""
+
+    async def work(store: Any) -> str:
+        call_id = int(call_ref) if call_ref.isdigit() else None
+        if call_id is None or await store.get_call(call_id, can_see_pii=False) is None:
+            call_id = await store.find_call_id(external_id=call_ref)
+        if call_id is None:
+            raise click.ClickException(f"no call {call_ref}")
+        await store.apply_objection(call_id, actor=actor)
+        return f"call {call_id}: audio and text deleted (objection recorded)"
+
+    click.echo(run_with_store(url, work))
