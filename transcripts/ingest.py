@@ -45,6 +45,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Left, right channel of a stereo recording by default (the corpus's MixMonitor convention).
 SPEAKER_ROLES = ("patient", "secretary")
 
 
@@ -193,9 +194,13 @@ ProgressCallback = Callable[[Path, str], None]
 
 async def ingest(store: Any, paths: Iterable[Path], *, actor: str = "ingest",
                  secretary_id: str | None = None, practice_id: str = "",
-                 channel_roles: Sequence[str] = (), tz: tzinfo | None = None,
+                 channel_roles: Sequence[str] = SPEAKER_ROLES, tz: tzinfo | None = None,
                  on_file: ProgressCallback | None = None) -> IngestReport:
-    """Store every usable recording under ``paths`` as a ``new`` call (see the module doc)."""
+    """Store every usable recording under ``paths`` as a ``new`` call (see the module doc).
+
+    ``channel_roles``: the speaker of the left and right channel of stereo recordings
+    (default: left = the caller, right = the secretary), unless a sidecar says otherwise.
+    """
     import asyncio
 
     from transcripts.types import DuplicateCallError, NewCall
