@@ -62,7 +62,7 @@ class AmiCallControl:
 class HandoffOnlyHandler:
     """Every call goes to a human at once (the assistant is unavailable)."""
 
-    def __init__(self, *, reason: str = "bot_failure", summary: str = "assistant unavailable"
+    def __init__(self, *, reason: str = "bot_failure", summary: str = "Assistant indisponible"
                  ) -> None:
         self.reason = reason
         self.summary = summary

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,27 @@ from typing import Protocol
 from telephony.audiosocket import Frame, Kind, ProtocolError, encode, read_frame
 from telephony.session import CallControl, CallSession, SessionOptions
 
-__all__ = ["AudioSocketServer", "CallHandler", "ServerHooks", "ServerStats"]
+__all__ = ["AudioSocketServer", "CallHandler", "ServerHooks", "ServerStats", "tune_socket"]
 
 logger = logging.getLogger(__name__)
+
+
+def tune_socket(sock: object, *, user_timeout_s: float) -> None:
+    """TCP-level liveness for one call: a peer that vanished (host down, cable cut) is
+    found by TCP even while the caller is legitimately silent (hold, silence
+    suppression: Asterisk then sends no frame at all). ``TCP_USER_TIMEOUT`` aborts the
+    connection when sent audio stays unacknowledged that long; keepalives cover a link
+    with nothing in flight. Best effort: options a platform lacks are skipped."""
+    opts: list[tuple[int, int, int]] = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    for name, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3),
+                        ("TCP_USER_TIMEOUT", int(user_timeout_s * 1000))):
+        if hasattr(socket, name):
+            opts.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    for level, opt, value in opts:
+        try:
+            sock.setsockopt(level, opt, value)  # type: ignore[attr-defined]
+        except (OSError, AttributeError) as exc:
+            logger.debug("socket option %s not set: %s", opt, exc)
 
 
 class CallHandler(Protocol):
@@ -72,6 +91,7 @@ class AudioSocketServer:
         session_options: SessionOptions | None = None,
         first_audio_timeout_s: float = 0.5,
         handler_grace_s: float = 5.0,
+        tcp_user_timeout_s: float = 20.0,
     ) -> None:
         self.host = host
         self._port = port
@@ -84,6 +104,7 @@ class AudioSocketServer:
         self._session_options = session_options
         self._first_audio_timeout_s = first_audio_timeout_s
         self._handler_grace_s = handler_grace_s
+        self._tcp_user_timeout_s = tcp_user_timeout_s
         self._server: asyncio.Server | None = None
         self._conn_tasks: set[asyncio.Task[None]] = set()
         self._sessions: dict[str, CallSession] = {}
@@ -117,10 +138,11 @@ class AudioSocketServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-        # Calls still in progress go to a human rather than being cut off.
-        for s in list(self._sessions.values()):
-            with contextlib.suppress(Exception):
-                await s.handoff(reason="service_shutdown", summary="assistant stopping")
+        # Calls still in progress go to a human rather than being cut off (all at once:
+        # each lets its last words play out first).
+        await asyncio.gather(*(s.handoff(reason="service_shutdown",
+                                         summary="Arrêt de l'assistant pendant l'appel")
+                               for s in list(self._sessions.values())), return_exceptions=True)
         tasks = list(self._conn_tasks)
         for t in tasks:
             t.cancel()
@@ -160,6 +182,9 @@ class AudioSocketServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         remote = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            tune_socket(sock, user_timeout_s=self._tcp_user_timeout_s)
         if len(self._sessions) + self._pending >= self.max_calls:
             self.stats.rejected_busy += 1
             await self._reject(writer, remote, f"busy ({self.max_calls} calls in progress)")
@@ -237,12 +262,12 @@ class AudioSocketServer:
             try:
                 if error is not None and not session.closed:
                     await session.handoff(reason="bot_failure",
-                                          summary=f"assistant error: {type(error).__name__}")
+                                          summary=f"Erreur de l'assistant ({type(error).__name__})")
                 elif not session.closed:  # the handler returned but the caller is still there
                     logger.warning("call %s: handler returned without ending the call; handing "
                                    "the caller to a human", call_id)
                     await session.handoff(reason="assistant_ended",
-                                          summary="the assistant stopped without ending the call")
+                                          summary="L'assistant s'est arrêté sans finir l'appel")
             except Exception:
                 logger.exception("call %s: could not end the call cleanly", call_id)
             await asyncio.shield(session.close())

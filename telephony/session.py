@@ -14,6 +14,17 @@ then :meth:`CallSession.close`. A handler only uses the public API:
 While nothing is queued the writer sends silence frames every 20 ms: Asterisk
 drops an AudioSocket call after 2 s without frames, and a caller must never hear
 a dead line while the bot thinks.
+
+Asterisk forwards only the frames the channel delivers: a trunk with silence
+suppression or a caller on hold sends nothing for seconds. The session then feeds
+the handler silence at real time (``caller_gap_fill_ms``), so the end of speech is
+still detected and the recording stays aligned; only minutes without any frame
+(``caller_idle_timeout_s``) hand the caller to a human. A dead peer is detected by
+TCP (the server sets ``TCP_USER_TIMEOUT`` and keepalives), not by the caller's silence.
+
+Ending the bot's leg (:meth:`CallSession.hangup`, :meth:`CallSession.handoff`) first
+lets the queued words and a short tail of silence (``end_tail_ms``) reach the line,
+so the far end's jitter buffer plays the last syllable before Asterisk hangs up.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +51,7 @@ from telephony.audiosocket import (
     read_frame,
     sample_rate_for,
 )
+from telephony.handoff_labels import french_summary, handoff_label
 
 __all__ = [
     "AudioIn",
@@ -55,6 +68,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FRAME_MS = 20
+FRAME_S = FRAME_MS / 1000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +103,7 @@ class HandoffRequest:
     summary: str
     at: float  # time.time()
     variables_set: bool  # the call-control backend accepted the channel variables
+    label: str = ""  # the reason in French words, as the secretaries read it
 
 
 class CallControl(Protocol):
@@ -121,9 +136,18 @@ class SessionOptions:
         "help": "How long handoff() waits for the call-control backend before ending the leg."})
     summary_max_chars: int = field(default=200, metadata={
         "help": "Longest handoff summary put in a channel variable (one line)."})
-    caller_idle_timeout_s: float = field(default=10.0, metadata={
-        "help": "End the call when the peer sends no frame at all for this long (Asterisk "
-                "sends audio every 20 ms; a silent peer is a dead or rogue connection)."})
+    caller_gap_fill_ms: float = field(default=200.0, metadata={
+        "help": "When the caller's audio frames stop for this long (silence suppression, "
+                "hold), feed the handler silence at real time until they resume; 0: off."})
+    caller_idle_timeout_s: float = field(default=300.0, metadata={
+        "help": "No frame at all from the peer for this long: the caller is handed to a "
+                "human (reason caller_silent). Asterisk forwards only what the channel "
+                "delivers, so seconds of nothing are normal; a dead peer is found by TCP."})
+    end_tail_ms: float = field(default=300.0, metadata={
+        "help": "Silence sent after the bot's last words before the hangup frame, so the "
+                "far end's jitter buffer plays them out before Asterisk hangs up."})
+    end_play_timeout_s: float = field(default=10.0, metadata={
+        "help": "Longest wait for queued bot audio to be sent when the bot ends its leg."})
 
 
 def _one_line(text: str, limit: int) -> str:
@@ -157,6 +181,7 @@ class CallSession:
         self.started_at = time.time()
         self.frames_in = 0
         self.frames_out = 0
+        self.frames_filled = 0  # silence frames fed to the handler in the caller's gaps
         self.dtmf_digits: list[str] = []
         self._reader = reader
         self._writer = writer
@@ -175,6 +200,9 @@ class CallSession:
         self._rate_fixed = False
         self._hangup_delivered = False
         self._write_lock = asyncio.Lock()
+        self._leg_ended = False  # the hangup frame is written: nothing may follow it
+        self._fill_clock = 0.0  # caller audio (real or filled) delivered up to this time
+        self._last_audio = 0.0  # when the caller's last real audio frame arrived
 
     # -- lifecycle (the server calls these) -------------------------------------------------
 
@@ -256,12 +284,9 @@ class CallSession:
                 raise ProtocolError(
                     f"audio kind 0x{int(kind):02x} ({rate} Hz) in a {self.sample_rate} Hz call")
             self.frames_in += 1
-            if self._recorder is not None:
-                self._recorder.add_caller(frame.payload)
-            if self._audio_queued >= self._opt.event_queue_frames:
-                return True  # slow handler: drop caller audio, never the control events
-            self._audio_queued += 1
-            self._events.put_nowait(AudioIn(frame.payload))
+            with contextlib.suppress(RuntimeError):  # no loop: frames fed before start()
+                self._last_audio = self._fill_clock = asyncio.get_running_loop().time()
+            self._deliver_audio(frame.payload)
         elif kind is Kind.DTMF:
             self.dtmf_digits.append(frame.digit)
             logger.info("call %s: DTMF %s", self.call_id, frame.digit)
@@ -276,6 +301,25 @@ class CallSession:
         elif kind is Kind.UUID:
             logger.warning("call %s: ignoring a second UUID frame", self.call_id)
         return True
+
+    def _deliver_audio(self, pcm: bytes) -> None:
+        if self._recorder is not None:
+            self._recorder.add_caller(pcm)
+        if self._audio_queued >= self._opt.event_queue_frames:
+            return  # slow handler: drop caller audio, never the control events
+        self._audio_queued += 1
+        self._events.put_nowait(AudioIn(pcm))
+
+    def _fill_gap(self, now: float) -> None:
+        """The caller's frames stopped: deliver silence up to ``now``, at real time."""
+        frames = int((now - self._fill_clock) / FRAME_S)
+        if frames <= 0:
+            return
+        self._fill_clock += frames * FRAME_S
+        silence = bytes(frame_bytes(self.sample_rate, FRAME_MS))
+        for _ in range(frames):
+            self._deliver_audio(silence)
+        self.frames_filled += frames
 
     def _finish(self, reason: str) -> None:
         if self.hangup_reason is None:
@@ -292,17 +336,35 @@ class CallSession:
         self._progress.set()
 
     async def _read_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        idle = self._opt.caller_idle_timeout_s
+        gap = self._opt.caller_gap_fill_ms / 1000.0
+        last_frame = loop.time()
+        if not self.frames_in:
+            self._last_audio = self._fill_clock = last_frame
+        # One read in flight at a time, never cancelled mid-frame: waiting on it with a
+        # timeout lets the gap filler run without losing half a frame.
+        pending: asyncio.Task[Frame | None] | None = None
         try:
-            idle = self._opt.caller_idle_timeout_s
             while not self.closed:
-                try:
-                    frame = await asyncio.wait_for(read_frame(self._reader), timeout=idle)
-                except TimeoutError:
-                    logger.error("call %s: no frame from %s for %.0f s; ending the call",
-                                 self.call_id, self.remote, idle)
-                    self._finish(f"no frames for {idle:g} s")
-                    await self._send_error_and_close()
-                    return
+                if pending is None:
+                    pending = asyncio.ensure_future(read_frame(self._reader))
+                now = loop.time()
+                in_gap = gap > 0 and now - self._last_audio >= gap
+                wait = FRAME_S if in_gap else (gap if gap > 0 else idle)
+                wait = max(0.001, min(wait, last_frame + idle - now))
+                done, _ = await asyncio.wait({pending}, timeout=wait)
+                now = loop.time()
+                if not done:
+                    if now - last_frame >= idle:
+                        await self._caller_idle(idle)
+                        return
+                    if gap > 0 and now - self._last_audio >= gap:
+                        self._fill_gap(now)
+                    continue
+                frame = pending.result()
+                pending = None
+                last_frame = now
                 if frame is None:
                     self._finish("socket closed")
                     return
@@ -320,6 +382,19 @@ class CallSession:
             logger.exception("call %s: reader failed", self.call_id)
             self._finish("internal error")
             await self._send_error_and_close()
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pending
+
+    async def _caller_idle(self, idle: float) -> None:
+        """Minutes without a single frame while the connection is alive: a caller left on
+        hold, or a line that carries nothing. A human takes it over (never a cut)."""
+        logger.warning("call %s: no frame from %s for %g s; handing the call to a human",
+                       self.call_id, self.remote, idle)
+        await self.handoff(reason="caller_silent",
+                           summary=f"Aucun son de l'appelant depuis {idle:.0f} s")
 
     # -- bot side -----------------------------------------------------------------------------
 
@@ -347,10 +422,16 @@ class CallSession:
         """Until every queued bot frame has been sent (or the call ended)."""
         await self._drained.wait()
 
-    async def _write(self, data: bytes) -> None:
+    async def _write(self, data: bytes, *, final: bool = False) -> bool:
+        """Write one frame; after the final (hangup/error) frame nothing more is sent."""
         async with self._write_lock:
+            if self._leg_ended:
+                return False
+            if final:
+                self._leg_ended = True
             self._writer.write(data)
             await self._writer.drain()
+            return True
 
     async def _write_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -362,7 +443,8 @@ class CallSession:
                 del self._out[:n]
                 if len(chunk) < n:
                     chunk += b"\x00" * (n - len(chunk))  # silence keep-alive / padding
-                await self._write(encode(Frame(audio_kind_for(self.sample_rate), chunk)))
+                if not await self._write(encode(Frame(audio_kind_for(self.sample_rate), chunk))):
+                    break
                 self.frames_out += 1
                 if self._recorder is not None:
                     self._recorder.add_bot(chunk)
@@ -386,12 +468,32 @@ class CallSession:
 
     async def hangup(self) -> None:
         """The bot ends the call normally: sets ``TWIN_OUTCOME=done`` through call control
-        (so the dialplan hangs up instead of queueing), sends the hangup frame and closes
-        the connection. Idempotent; a no-op after the caller left."""
+        (so the dialplan hangs up instead of queueing) while the queued words and
+        ``end_tail_ms`` of silence are sent, then the hangup frame, and closes the
+        connection. Idempotent; a no-op after the caller left."""
         if self._hangup_sent or self.closed:
             return
-        await self._set_variables({"TWIN_OUTCOME": "done"})
+        await asyncio.gather(self._set_variables({"TWIN_OUTCOME": "done"}), self._play_out())
         await self._end_leg()
+
+    async def _play_out(self) -> None:
+        """Until the queued bot audio and a tail of silence have been written (paced at
+        real time by the writer), the call ended, or ``end_play_timeout_s``."""
+        if self.closed or self._hangup_sent or not self._tasks:
+            return
+        try:
+            async with asyncio.timeout(self._opt.end_play_timeout_s):
+                while not self.closed and self._out:
+                    await self._drained.wait()
+                    if self._out:  # more was queued meanwhile
+                        self._drained.clear()
+                target = self.frames_out + math.ceil(self._opt.end_tail_ms / FRAME_MS)
+                while not self.closed and self.frames_out < target:
+                    self._progress.clear()
+                    await self._progress.wait()
+        except TimeoutError:
+            logger.warning("call %s: %.0f ms of bot audio not sent before ending the leg",
+                           self.call_id, self.queued_ms())
 
     async def _end_leg(self) -> None:
         if self._hangup_sent:
@@ -399,7 +501,8 @@ class CallSession:
         self._hangup_sent = True
         if not self.closed:
             with contextlib.suppress(ConnectionError, OSError, asyncio.TimeoutError):
-                await asyncio.wait_for(self._write(encode(Frame.hangup())), timeout=1.0)
+                await asyncio.wait_for(self._write(encode(Frame.hangup()), final=True),
+                                       timeout=1.0)
         self._mark_closed("hangup by bot")
         with contextlib.suppress(Exception):
             self._writer.close()
@@ -416,26 +519,30 @@ class CallSession:
 
     async def _send_error_and_close(self) -> None:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._write(encode(Frame.error(0))), timeout=1.0)
+            await asyncio.wait_for(self._write(encode(Frame.error(0)), final=True), timeout=1.0)
         with contextlib.suppress(Exception):
             self._writer.close()
 
     async def handoff(self, *, reason: str, summary: str) -> None:
         """Hand the caller to a human: record the request, set ``TWIN_OUTCOME=handoff``,
-        ``TWIN_HANDOFF_REASON`` and ``TWIN_HANDOFF_SUMMARY`` through call control, then end
-        the bot's leg so the dialplan continues to the secretaries' queue (the dialplan
-        queues any call whose outcome is not ``done``, so this works without AMI too).
-        Never raises for backend trouble."""
+        ``TWIN_HANDOFF_REASON`` (the code), ``TWIN_HANDOFF_LABEL`` (the reason in French
+        words, for the desk phone) and ``TWIN_HANDOFF_SUMMARY`` through call control while
+        the queued words play out, then end the bot's leg so the dialplan continues to the
+        secretaries' queue (the dialplan queues any call whose outcome is not ``done``, so
+        this works without AMI too). Never raises for backend trouble."""
         reason_v = _one_line(reason, 64) or "unspecified"
-        summary_v = _one_line(summary, self._opt.summary_max_chars)
+        label = handoff_label(reason_v)
+        summary_v = _one_line(french_summary(summary), self._opt.summary_max_chars)
         ok = False
         if not self.closed and not self._hangup_sent:
-            ok = await self._set_variables({
+            ok, _ = await asyncio.gather(self._set_variables({
                 "TWIN_OUTCOME": "handoff",
                 "TWIN_HANDOFF_REASON": reason_v,
+                "TWIN_HANDOFF_LABEL": label,
                 "TWIN_HANDOFF_SUMMARY": summary_v,
-            })
-        self.handoff_request = HandoffRequest(reason=reason_v, summary=summary_v,
-                                              at=time.time(), variables_set=ok)
+            }), self._play_out())
+        if self.handoff_request is None:  # the first reason given is the one that counts
+            self.handoff_request = HandoffRequest(reason=reason_v, summary=summary_v,
+                                                  at=time.time(), variables_set=ok, label=label)
         logger.info("call %s: handoff to a human (%s)", self.call_id, reason_v)
         await self._end_leg()

@@ -97,7 +97,7 @@ async def test_uuid_maps_to_channel_and_handoff_sets_variables(replay) -> None:
         "PJSIP/trunk-00000007", "0612345678", "1732800000.14")
     ok = await client.set_call_variables(CALL, {
         "TWIN_OUTCOME": "handoff", "TWIN_HANDOFF_REASON": "emergency",
-        "TWIN_HANDOFF_SUMMARY": "douleur\r\nthoracique"})
+        "TWIN_HANDOFF_LABEL": "URGENCE", "TWIN_HANDOFF_SUMMARY": "douleur\r\nthoracique"})
     assert ok
     await asyncio.wait_for(collector, 3)
     assert events == ["FullyBooted", "Newchannel", "VarSet", "Hangup"]

@@ -146,7 +146,9 @@ async def test_handler_crash_hands_the_caller_to_a_human(server_factory, caplog)
     assert (await c.read_to_eof())[-1].kind is Kind.HANGUP  # the dialplan continues
     assert control.calls == [(c.call_id, {"TWIN_OUTCOME": "handoff",
                                           "TWIN_HANDOFF_REASON": "bot_failure",
-                                          "TWIN_HANDOFF_SUMMARY": "assistant error: RuntimeError"})]
+                                          "TWIN_HANDOFF_LABEL": "Panne assistant",
+                                          "TWIN_HANDOFF_SUMMARY":
+                                              "Erreur de l'assistant (RuntimeError)"})]
     assert "handler failed: RuntimeError: LLM unreachable" in caplog.text
     assert server.stats.handler_errors == 1
     await c.close()
@@ -187,14 +189,20 @@ async def test_handler_that_ignores_the_hangup_is_cancelled(server_factory) -> N
     assert server.active_calls == 0
 
 
-async def test_peer_that_goes_silent_is_ended(server_factory, caplog) -> None:
+async def test_peer_that_goes_silent_for_good_is_handed_to_a_human(server_factory, caplog
+                                                                    ) -> None:
+    control = FakeControl()
     rec = Recorder()
-    server = await server_factory(rec, session_options=SessionOptions(caller_idle_timeout_s=0.3))
+    server = await server_factory(rec, control=control,
+                                  session_options=SessionOptions(caller_idle_timeout_s=0.3))
     c = await RawCaller.connect(server.port)
     await c.send_audio(bytes(320))  # then nothing at all, socket left open
-    assert (await c.read_to_eof())[-1].kind is Kind.ERROR
+    # a line that carries nothing (hold, silence suppression) goes to a human, not cut
+    assert (await c.read_to_eof())[-1].kind is Kind.HANGUP
     await asyncio.wait_for(rec.done_event(c.call_id).wait(), 5)
-    assert rec.sessions[c.call_id].hangup_reason == "no frames for 0.3 s"
+    req = rec.sessions[c.call_id].handoff_request
+    assert req is not None and req.reason == "caller_silent"
+    assert control.calls[0][1]["TWIN_HANDOFF_LABEL"] == "Appelant silencieux"
     assert "no frame from" in caplog.text
     await c.close()
 
