@@ -236,9 +236,10 @@ class AmiClient:
     async def stop(self) -> None:
         self._stopping = True
         if self._writer is not None and self.connected:
+            # A tracked action: Asterisk's "Response: Goodbye" is matched to its ActionID
+            # (an untracked Logoff logged a spurious "unknown ActionID" warning).
             with contextlib.suppress(Exception):
-                self._writer.write(encode_action("Logoff", {"ActionID": self._next_id()}))
-                await asyncio.wait_for(self._writer.drain(), timeout=0.5)
+                await asyncio.wait_for(self._send("Logoff", []), timeout=1.0)
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -280,6 +281,9 @@ class AmiClient:
                     reader_task.cancel()
                 raise
             except (OSError, TimeoutError, AmiError, ValueError) as exc:
+                if self._stopping:  # our own Logoff: Asterisk says Goodbye and closes
+                    logger.debug("AMI connection closed after logoff (%s)", exc)
+                    return
                 self.errors += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 logger.warning("AMI %s:%d: %s; retrying in %.1f s", self.config.host,

@@ -226,3 +226,15 @@ async def test_an_endless_line_drops_the_link_and_reconnects(replay, caplog) -> 
     assert srv.connections == 2 and client.connected
     assert "AMI line longer than 65536 bytes" in caplog.text
     await client.stop()
+
+
+async def test_logoff_is_answered_without_a_spurious_warning(replay, caplog) -> None:
+    srv = await start_replay(replay, "logoff.yaml")
+    client = client_for(srv)
+    await client.start()
+    assert await client.wait_connected(3)
+    await client.stop()
+    assert srv.failures == []
+    assert b"Action: Logoff\r\nActionID: " in srv.received[0]
+    assert "unknown ActionID" not in caplog.text
+    assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
