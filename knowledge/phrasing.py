@@ -109,7 +109,7 @@ _TITLE_RE = re.compile(r"^(dr|docteur|doctor|pr|professeur)\.?\s+", re.IGNORECAS
 
 
 def say_practitioner(name: str) -> str:
-    """Expand a written name for speech: ``Dr Claire Morel`` -> ``le docteur Claire Morel``."""
+    """Expand a written name for speech: ``Dr Anne Durand`` -> ``le docteur Anne Durand``."""
     name = " ".join(name.split())
     m = _TITLE_RE.match(name)
     if not m:
@@ -121,7 +121,7 @@ def say_practitioner(name: str) -> str:
 
 def say_slot(start: datetime, practitioner_name: str | None = None, *,
              today: date | None = None) -> str:
-    """``jeudi 3 décembre à 14 heures 30 avec le docteur Claire Morel``.
+    """``jeudi 3 décembre à 14 heures 30 avec le docteur Anne Durand``.
 
     With ``today``, close days get their relative name (``demain, jeudi 3 décembre ...``).
     """

@@ -17,11 +17,16 @@ The schema (every key; ``?`` marks optional keys):
 ``closures?``
     List of ``{from: YYYY-MM-DD, to: YYYY-MM-DD, reason}`` (inclusive).
 ``practitioners``
-    List of ``{id, title, first_name, last_name, specialty, sector, schedule}``;
-    ``schedule`` has the same shape as ``hours`` (when they see patients).
+    List of ``{id, title, first_name, last_name, specialty, sector, schedule,
+    keywords?}``; ``schedule`` has the same shape as ``hours`` (when they see
+    patients); ``keywords`` are the words callers use for this practitioner's
+    specialty (``[dermato, peau, grain de beauté]``).
 ``appointment_types``
     List of ``{code, label, duration_min, practitioners: [ids], tariff_eur,
-    reimbursed, new_patients_only?, follow_up_only?}``.
+    reimbursed, new_patients_only?, follow_up_only?, keywords?, new_patient_type?}``;
+    ``keywords`` are how callers ask for this type (``[laser]``, ``[pour mon fils]``);
+    ``new_patient_type`` is the type a new patient gets instead of this
+    follow-up-only one.
 ``payments``
     List of accepted means of payment, in French (``carte bancaire``...).
 ``carte_vitale``
@@ -167,15 +172,16 @@ class Practitioner:
     specialty: str
     sector: str
     schedule: OpeningHours
+    keywords: tuple[str, ...] = ()
 
     @property
     def display_name(self) -> str:
-        """Written form: ``Dr Claire Morel``."""
+        """Written form: ``Dr Anne Durand``."""
         return " ".join(p for p in (self.title, self.first_name, self.last_name) if p)
 
     @property
     def spoken_name(self) -> str:
-        """Spoken form: ``le docteur Morel`` (``Dr`` is expanded for speech)."""
+        """Spoken form: ``le docteur Durand`` (``Dr`` is expanded for speech)."""
         title = self.title.strip().rstrip(".").lower()
         spoken = {"dr": "le docteur", "docteur": "le docteur", "pr": "le professeur",
                   "professeur": "le professeur", "mme": "madame", "m": "monsieur"}.get(title)
@@ -194,6 +200,8 @@ class AppointmentType:
     reimbursed: bool
     new_patients_only: bool = False
     follow_up_only: bool = False
+    keywords: tuple[str, ...] = ()
+    new_patient_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -440,7 +448,7 @@ def parse_profile(data: Any, *, source: str | Path | None = None) -> PracticePro
     for i, raw in enumerate(v.seq(top["practitioners"], "practitioners", allow_empty=False)):
         key = f"practitioners[{i}]"
         d = v.mapping(raw, key, required=("id", "last_name", "specialty", "schedule"),
-                      optional=("title", "first_name", "sector"))
+                      optional=("title", "first_name", "sector", "keywords"))
         pid = v.slug(d["id"], f"{key}.id")
         if any(x.id == pid for x in practitioners):
             raise v.fail(f"{key}.id", f"duplicate practitioner id {pid!r}")
@@ -450,7 +458,8 @@ def parse_profile(data: Any, *, source: str | Path | None = None) -> PracticePro
             last_name=v.text(d["last_name"], f"{key}.last_name"),
             specialty=v.text(d["specialty"], f"{key}.specialty"),
             sector=v.text(d.get("sector"), f"{key}.sector", allow_empty=True),
-            schedule=v.week(d["schedule"], f"{key}.schedule")))
+            schedule=v.week(d["schedule"], f"{key}.schedule"),
+            keywords=v.texts(d.get("keywords"), f"{key}.keywords")))
     known_ids = [x.id for x in practitioners]
 
     types: list[AppointmentType] = []
@@ -459,7 +468,8 @@ def parse_profile(data: Any, *, source: str | Path | None = None) -> PracticePro
         key = f"appointment_types[{i}]"
         d = v.mapping(raw, key, required=("code", "label", "duration_min", "practitioners",
                                           "tariff_eur", "reimbursed"),
-                      optional=("new_patients_only", "follow_up_only"))
+                      optional=("new_patients_only", "follow_up_only", "keywords",
+                                "new_patient_type"))
         code = v.slug(d["code"], f"{key}.code")
         if any(x.code == code for x in types):
             raise v.fail(f"{key}.code", f"duplicate appointment type code {code!r}")
@@ -477,7 +487,21 @@ def parse_profile(data: Any, *, source: str | Path | None = None) -> PracticePro
             duration_min=v.integer(d["duration_min"], f"{key}.duration_min", minimum=5),
             practitioners=refs, tariff_eur=v.number(d["tariff_eur"], f"{key}.tariff_eur"),
             reimbursed=v.boolean(d["reimbursed"], f"{key}.reimbursed"),
-            new_patients_only=new_only, follow_up_only=follow_only))
+            new_patients_only=new_only, follow_up_only=follow_only,
+            keywords=v.texts(d.get("keywords"), f"{key}.keywords"),
+            new_patient_type=(v.slug(d["new_patient_type"], f"{key}.new_patient_type")
+                              if d.get("new_patient_type") is not None else None)))
+    codes = [t.code for t in types]
+    for i, t in enumerate(types):
+        if t.new_patient_type is None:
+            continue
+        key = f"appointment_types[{i}].new_patient_type"
+        if t.new_patient_type not in codes:
+            raise v.fail(key, f"unknown appointment type {t.new_patient_type!r} "
+                              f"(known: {', '.join(codes)})")
+        target = types[codes.index(t.new_patient_type)]
+        if target.follow_up_only:
+            raise v.fail(key, f"{target.code!r} is follow-up only: a new patient cannot have it")
 
     faq = []
     for i, raw in enumerate(v.seq(top.get("faq"), "faq")):

@@ -15,7 +15,7 @@ Public API (all importable from ``records``)::
                                         -> list[Slot]                 # raises RecordsError
     await svc.verify_identity(full_name="Paul Girard", birth_date="quatre juin 78",
                               actor="assistant:call-1", call_id="call-1") -> IdentityCheck
-    await svc.book(practitioner_id="morel", appointment_type="consultation", start=dt,
+    await svc.book(practitioner_id="durand", appointment_type="consultation", start=dt,
                    patient=PatientDetails(...) or a VerifiedPatient, actor="assistant:call-1",
                    call_id="call-1", guardian=None)
                                         -> BookingOutcome  (booked|slot_taken|invalid|unavailable)
@@ -36,7 +36,7 @@ Public API (all importable from ``records``)::
     parse_spoken_date("douze mars quatre-vingt-cinq") -> date(1985, 3, 12) | None
 
     # CalDAV, both ways (records.caldav_client / records.caldav_sync):
-    CalDavSync(db=db, calendars={"morel": CalDavCalendar(url=..., username=..., password=...)})
+    CalDavSync(db=db, calendars={"durand": CalDavCalendar(url=..., username=..., password=...)})
         await sync.sync_once() -> SyncReport;  await sync.run(interval_s=60, stop=event)
 
 Reads (find_free_slots, upcoming_appointments, ...) raise ``DatabaseUnavailable`` when the

@@ -1,6 +1,6 @@
 """Keep external CalDAV calendars (one per practitioner) in sync with the agenda, both ways.
 
-``await CalDavSync(db=db, calendars={"morel": CalDavCalendar(url=...)}).sync_once()``:
+``await CalDavSync(db=db, calendars={"durand": CalDavCalendar(url=...)}).sync_once()``:
 
 * **agenda -> calendar**: booked appointments are PUT as events (UID
   ``twin-appointment-<id>@secretary-twin``, property ``X-TWIN-APPOINTMENT-ID``); changed

@@ -150,7 +150,7 @@ def agenda(ctx: click.Context) -> None:
 @agenda.command("day")
 @_url_option
 @click.argument("day", required=False)
-@click.option("--practitioner", "-p", default=None, help="Id or name (\"Morel\").")
+@click.option("--practitioner", "-p", default=None, help="Id or name (\"Durand\").")
 @click.option("--all", "include_cancelled", is_flag=True, help="Include cancelled ones.")
 def agenda_day(url: str | None = None, day: str | None = None, practitioner: str | None = None,
                include_cancelled: bool = False) -> None:
@@ -171,7 +171,7 @@ def agenda_day(url: str | None = None, day: str | None = None, practitioner: str
 
 @agenda.command("free")
 @_url_option
-@click.option("--practitioner", "-p", default=None, help="Id or name (\"docteur Haddad\").")
+@click.option("--practitioner", "-p", default=None, help="Id or name (\"docteur Durand\").")
 @click.option("--type", "appointment_type", default=None, help="Appointment type code.")
 @click.option("--from", "date_from", default=None, help="First day (default today).")
 @click.option("--to", "date_to", default=None, help="Last day.")

@@ -156,6 +156,72 @@ class Journal:
                 k: v for k, v in values.items() if k != "patient_id"}})
             return False
 
+    async def forget_call(self, *, call_id: str, actor: str = "assistant:telephony") -> bool:
+        """The caller objected to recording: drop what the call record keeps in free text
+        (summary, caller number); the audit keeps that an objection happened."""
+        try:
+            async with self.db.write() as s:
+                call = await s.get(Call, call_id)
+                if call is not None:
+                    call.summary, call.caller_number = None, None
+                audits = (await s.scalars(select(AuditLog).where(
+                    AuditLog.call_id == call_id, AuditLog.action == "call.start"))).all()
+                for row in audits:
+                    row.details = {k: v for k, v in (row.details or {}).items()
+                                   if k != "caller_number"}
+                self._audit(s, actor=actor, action="call.recording_objection", entity="call",
+                            entity_id=call_id, call_id=call_id,
+                            details={"deleted": ["recording", "transcript", "summary"]})
+            return True
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            return False
+
+    async def number_on_file(self, *, patient: VerifiedPatient, number: str | None) -> bool:
+        """Whether ``number`` (the caller's) is the verified patient's phone number on file
+        (or a parent's, for a child): if not, a change needs one more proof."""
+        from records.models import Patient
+
+        def digits(value: str | None) -> str:
+            d = "".join(c for c in value or "" if c.isdigit())
+            return "0" + d[2:] if d.startswith("33") and len(d) == 11 else d
+
+        want = digits(number)
+        pid = next(iter(self._allowed_ids(patient)))
+        async with self.db.session() as s:
+            row = await s.get(Patient, pid)
+            guardian = await s.get(Patient, row.guardian_id) if row and row.guardian_id else None
+        return bool(want) and any(p is not None and len(want) >= 9 and digits(p.phone) == want
+                                  for p in (row, guardian))
+
+    async def link_child(self, *, appointment_id: int, guardian: VerifiedPatient | None,
+                         actor: str, call_id: str) -> str:
+        """A child booked by a parent in this call: link the child's record to the verified
+        parent (``guardian``). Returns ``linked``, ``already`` (the child has a guardian),
+        ``needed`` (``guardian`` is None and the child has none) or ``refused``."""
+        from datetime import date
+
+        from records.models import Patient
+
+        guardian_id = next(iter(self._allowed_ids(guardian))) if guardian is not None else None
+        async with self.db.write() as s:
+            appt = await s.get(Appointment, appointment_id)
+            child = await s.get(Patient, appt.patient_id) if appt is not None else None
+            if appt is None or child is None or appt.call_id != call_id:
+                return "refused"
+            if child.guardian_id is not None:
+                return "already"
+            adult = date(child.birth_date.year + 18, child.birth_date.month, 1)
+            if guardian_id is None:
+                return "needed" if adult > date.today() else "refused"
+            if guardian_id == child.id or adult <= date.today():
+                return "refused"
+            child.guardian_id = guardian_id
+            self._audit(s, actor=actor, action="patient.link_guardian", entity="patient",
+                        entity_id=child.id, call_id=call_id, details={"guardian_id": guardian_id})
+        return "linked"
+
     async def add_absence(self, *, practitioner_id: str, start: datetime, end: datetime,
                           actor: str, reason: str = "") -> AbsenceResult:
         """Staff: the practitioner is away in [start, end) (aware datetimes); no slot is

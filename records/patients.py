@@ -124,6 +124,15 @@ async def find_or_create_patient(session: AsyncSession, details: PatientDetails,
             return p, "existing"
     if rows:
         raise LookupError("a patient with this name is on file with another birth date")
+    # a misheard name with the right birth date: the one close name on file, not a duplicate
+    said = f"{details.first_name} {details.last_name}"
+    same_birth = (await session.scalars(
+        select(Patient).where(Patient.birth_date == details.birth_date))).all()
+    close = [p for p in same_birth if similarity(said, p.full_name) >= FUZZY_NAME_THRESHOLD]
+    if len(close) == 1:
+        if details.phone and not close[0].phone:
+            close[0].phone = details.phone
+        return close[0], "existing"
     patient = Patient(first_name=details.first_name.strip(), last_name=details.last_name.strip(),
                       name_key=key, birth_date=details.birth_date, phone=details.phone,
                       guardian_id=guardian_id, created_at=now.astimezone(UTC))

@@ -1,6 +1,6 @@
 """Reference data of the practice read from the database: practitioners, types, schedules.
 
-Also resolves a spoken practitioner name ("docteur Morel", "Adad", "le dermatologue")
+Also resolves a spoken practitioner name ("docteur Durand", "Reno" for Renaud, "le dermatologue")
 to an id.
 """
 

@@ -75,7 +75,7 @@ class InvalidRequestError(RecordsError):
 @dataclass(frozen=True)
 class PractitionerInfo:
     id: str
-    display_name: str  # "Dr Claire Morel"
+    display_name: str  # "Dr Anne Durand"
     specialty: str
     appointment_types: tuple[str, ...] = ()
 

@@ -1,9 +1,11 @@
-"""Seed the practice from its profile YAML, plus fictional demo patients.
+"""Seed a practice from its profile YAML; fictional demo patients for the demo practice only.
 
-``await seed_demo(db)`` is idempotent: practitioners, appointment types, schedules and
-closures are upserted from ``knowledge/practices/demo.yaml`` (through
-``knowledge.profile.load_profile``); the demo patients get one upcoming appointment each
-only if they have none. The agenda stays mostly free for the coming weeks.
+``await seed_profile(db, profile)`` (``twin practice init``) is idempotent and generic:
+practitioners, appointment types, schedules and closures are upserted from any valid
+profile, and nothing else is written. ``await seed_demo(db)`` does that for the demo
+practice (``knowledge/practices/demo.yaml``) and adds its fictional patients, each with one
+upcoming appointment only if they have none; with a profile that is not the demo's it
+seeds the practice alone. Demo data belongs to ``twin demo``, the scenario suite and tests.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from records.schemas import PatientDetails
 if TYPE_CHECKING:
     from knowledge.profile import PracticeProfile
 
-__all__ = ["DEMO_PATIENTS", "seed_demo", "seed_profile"]
+__all__ = ["DEMO_PATIENTS", "demo_patients_fit", "seed_demo", "seed_profile"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +56,9 @@ def _load_profile(path: Path | None) -> PracticeProfile:
     return load_profile(path or default_profile_path())
 
 
-async def seed_profile(db: Database, profile: PracticeProfile) -> None:
-    """Upsert practitioners, appointment types, weekly schedules and closures."""
+async def seed_profile(db: Database, profile: PracticeProfile) -> dict[str, int]:
+    """Upsert practitioners, appointment types, weekly schedules and closures (idempotent;
+    no patient, no appointment). Returns how many of each the profile has."""
     async with db.write() as s:
         for p in profile.practitioners:
             row = await s.get(Practitioner, p.id) or Practitioner(id=p.id)
@@ -89,15 +92,31 @@ async def seed_profile(db: Database, profile: PracticeProfile) -> None:
         s.add(AuditLog(at=datetime.now(UTC), actor=SEED_ACTOR, call_id=None,
                        action="seed.profile", entity="practice", entity_id=profile.practice.id,
                        details={"source": profile.source}))
+    return {"practitioners": len(profile.practitioners),
+            "appointment_types": len(profile.appointment_types),
+            "schedule_ranges": sum(len(r) for p in profile.practitioners for r in p.schedule.days),
+            "closures": len(profile.closures)}
+
+
+def demo_patients_fit(profile: PracticeProfile) -> bool:
+    """Whether the profile has the practitioners and types the demo patients are booked with."""
+    ids = {p.id for p in profile.practitioners}
+    codes = {t.code for t in profile.appointment_types}
+    return all(pid in ids and code in codes for *_, pid, code, _a, _i in DEMO_PATIENTS)
 
 
 async def seed_demo(db: Database, *, profile_path: str | Path | None = None,
-                    today: date | None = None) -> None:
-    """Seed the demo practice and patients (idempotent)."""
+                    today: date | None = None) -> int:
+    """Seed the demo practice and patients (idempotent); returns the number of demo
+    patients (0 for a profile that is not the demo's: its practice alone is seeded)."""
     from records.service import BookingService
 
     profile = _load_profile(Path(profile_path) if profile_path else None)
     await seed_profile(db, profile)
+    if not demo_patients_fit(profile):
+        logger.info("practice %s seeded without demo patients (not the demo practice)",
+                    profile.practice.id)
+        return 0
     today = today or date.today()
     tz = profile.practice.timezone
     service = BookingService(db=db, tz=tz, now=lambda: datetime.combine(
@@ -134,12 +153,13 @@ async def seed_demo(db: Database, *, profile_path: str | Path | None = None,
             practitioner=pid, appointment_type=code, date_from=today + timedelta(days=ahead),
             limit=index + 1)
         if not slots:
-            logger.warning("seed: no free slot for %s %s", row.first_name, row.last_name)
+            logger.warning("seed: no free slot for demo patient %d", row.id)
             continue
         outcome = await service.book(
             practitioner_id=pid, appointment_type=code, start=slots[-1].start,
             patient=PatientDetails(row.first_name, row.last_name, row.birth_date, phone),
             actor=SEED_ACTOR)
         if not outcome.ok:
-            logger.warning("seed: could not book for %s: %s", row.full_name, outcome.message)
+            logger.warning("seed: could not book for demo patient %d: %s", row.id, outcome.status)
     logger.info("seeded practice %s with %d demo patients", profile.practice.id, len(created))
+    return len(created)

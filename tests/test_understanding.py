@@ -80,4 +80,4 @@ def test_goodbye_time_and_names() -> None:
     assert time_in("jeudi à 15h") == (15, 0) and time_in("à 14 h 20") == (14, 20)
     assert time_in("jeudi") is None
     assert split_name("Paul Girard") == ("Paul", "Girard")
-    assert split_name("jean-pierre de la fontaine")[1] == "Fontaine"
+    assert split_name("jean-pierre de la fontaine") == ("Jean-Pierre", "de la Fontaine")

@@ -67,7 +67,7 @@ def call(wavs: tuple[Path, ...], text: bool, config: Path | None) -> None:
     missing = [str(w) for w in wavs if not w.is_file()]
     if missing:
         raise click.ClickException(f"not found: {', '.join(missing)}")
-    result = asyncio.run(run_demo(settings, wavs=list(wavs), fresh_db=False))
+    result = asyncio.run(run_demo(settings, wavs=list(wavs), fresh_db=False, demo_data=False))
     report = result["report"]
     if report is not None:
         click.echo(f"recording: {report.recording}; booked: {report.booked or 'nothing'}")

@@ -24,6 +24,7 @@ _GROUPS: dict[str, tuple[str, str, str]] = {
     "telephony": ("telephony.cli", "cli", "AudioSocket server and caller simulator tools."),
     "knowledge": ("knowledge.cli", "cli", "Validate the practice profile, test the safety rules."),
     "eval": ("twin.eval_cli", "cli", "Evaluate the assistant (scenario suite)."),
+    "practice": ("twin.practice_cli", "cli", "Set up a practice's agenda from its profile."),
     "transcripts": ("transcripts.cli", "cli", "Transcribe, redact, review and export calls."),
     "train": ("twin_training.cli", "cli", "Build datasets, fine-tune, evaluate and export the twin."),
     "review": ("transcripts.review.review_cli", "review", "Serve the staff review page (--demo: try it)."),

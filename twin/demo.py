@@ -52,8 +52,11 @@ def _fmt(v: float | None) -> str:
 
 
 async def run_demo(settings: Settings, *, wavs: list[Path], echo: Any = click.echo,
-                   fresh_db: bool = True) -> dict[str, Any]:
-    """Run one simulated call; return a summary (also used by the tests and the bench)."""
+                   fresh_db: bool = True, demo_data: bool = True) -> dict[str, Any]:
+    """Run one simulated call; return a summary (also used by the tests and the bench).
+
+    ``demo_data``: seed the demo practice's fictional patients (``twin demo``, the scenario
+    suite); otherwise the agenda holds the settings' practice only (``twin call``)."""
     from telephony.server import AudioSocketServer
     from telephony.simulator import CallerSimulator, PatientTurn
     from twin.runtime import voice_runtime
@@ -69,7 +72,7 @@ async def run_demo(settings: Settings, *, wavs: list[Path], echo: Any = click.ec
         label = "patient  " if who == "patient" else "assistant"
         echo(f"  [{time.monotonic() - t0:6.1f}s] {label} › {text}")
 
-    async with voice_runtime(settings, say=echo) as services:
+    async with voice_runtime(settings, say=echo, seed_demo=demo_data) as services:
         handler = build_call_handler(services, on_text=on_text, on_report=reports.append)
         server = AudioSocketServer(host="127.0.0.1", port=0, handler=handler,
                                    recordings_dir=settings.recordings_path)

@@ -2,8 +2,10 @@
 
 ``async with voice_runtime(settings) as services:`` starts the embedded llama.cpp
 server (unless a remote ``llm.base_url`` is set), loads Whisper and the TTS voice
-once, opens the agenda database (creating and seeding it when new) and loads the
-practice profile and safety rules. ``twin demo``, ``twin call`` and ``twin serve``
+once, opens the agenda database (creating it when new, and bringing the practice's
+practitioners, types and schedules up to date from its profile; demo patients only with
+``seed_demo=True``, for ``twin demo``) and loads the practice profile and safety rules.
+``twin demo``, ``twin call`` and ``twin serve``
 all go through it.
 """
 
@@ -40,7 +42,7 @@ def _initial_prompt(profile: Any) -> str:
 
 
 @contextlib.asynccontextmanager
-async def voice_runtime(settings: Settings, *, seed_demo: bool = True, audio: bool = True,
+async def voice_runtime(settings: Settings, *, seed_demo: bool = False, audio: bool = True,
                         say: Callable[[str], None] | None = None) -> AsyncIterator[VoiceServices]:
     from knowledge.profile import load_profile
     from records import BookingService, Database
@@ -60,6 +62,7 @@ async def voice_runtime(settings: Settings, *, seed_demo: bool = True, audio: bo
 
     server = None
     llm = None
+    twin_llm: Any = None
     db = Database(url=settings.db_url)
     try:
         if llm_model_dir is not None:
@@ -88,10 +91,14 @@ async def voice_runtime(settings: Settings, *, seed_demo: bool = True, audio: bo
                 tts = ESpeakTTS(language=settings.tts.language, rate_wpm=settings.tts.rate_wpm)
             await asyncio.gather(asyncio.to_thread(whisper.load), asyncio.to_thread(tts.load))
         await db.create_schema()
-        if seed_demo:
+        if seed_demo:  # twin demo: the demo practice's fictional patients too
             from records.seed import seed_demo as seed
 
             await seed(db, profile_path=settings.profile_path)
+        else:  # the settings' practice, from its profile (what `twin practice init` does)
+            from records.seed import seed_profile
+
+            await seed_profile(db, profile)
         booking = BookingService(db=db, tz=profile.practice.timezone)
         safety = None
         try:
@@ -100,8 +107,19 @@ async def voice_runtime(settings: Settings, *, seed_demo: bool = True, audio: bo
             safety = SafetyRules.load(emergency_numbers=profile.policies.emergency_numbers)
         except ModuleNotFoundError:  # pragma: no cover - knowledge always ships it
             logger.warning("safety rules unavailable")
+        if settings.policy != "rules" and server is not None:
+            # the embedded server gets the twin's prompt exactly as in training (raw
+            # completions); Ollama renders it with the Modelfile's template
+            from voice.model_policy import RawPromptLLM
+
+            twin_llm = RawPromptLLM(base_url=base_url, model=model_name,
+                                    api_key=settings.llm.api_key,
+                                    temperature=settings.llm.temperature,
+                                    max_tokens=settings.llm.max_tokens,
+                                    timeout_s=settings.llm.timeout_s)
         services = VoiceServices(llm=llm, whisper=whisper, tts_engine=tts, booking=booking,
-                                 profile=profile, safety=safety)
+                                 profile=profile, safety=safety, policy=settings.policy,
+                                 twin_llm=twin_llm)
         t = time.monotonic()
         agent, _tools = make_agent(services, call_id="warm-up")
         agent.greeting()
@@ -111,6 +129,8 @@ async def voice_runtime(settings: Settings, *, seed_demo: bool = True, audio: bo
     finally:
         if llm is not None:
             await llm.aclose()
+        if twin_llm is not None:
+            await twin_llm.aclose()
         await db.dispose()
         if server is not None:
             await server.stop()

@@ -12,13 +12,13 @@ list with one LLM for all of them. ``twin eval scenarios`` (``twin.eval_cli``) d
 Scenario file format (one file may hold several scenarios)::
 
     scenarios:
-      - id: book-morel-thursday
+      - id: book-thursday-afternoon
         category: booking
         description: ...
-        turns: ["Bonjour, est-ce que le docteur Morel peut recevoir jeudi après midi?", ...]
-        wavs: [03_book_morel_thursday_pm.wav, ...]        # optional, audio level
+        turns: ["Bonjour, est-ce que le docteur Durand peut recevoir jeudi après midi?", ...]
+        wavs: [03_book_thursday_pm.wav, ...]        # optional, audio level
         expect:
-          db: booked            # or {outcome: booked, practitioner: morel, weekday: thursday,
+          db: booked            # or {outcome: booked, practitioner: durand, weekday: thursday,
                                 #     patient: Paul Girard, message_kind: prescription_renewal}
           handoff: false        # false | true (any reason) | a reason | omitted (not checked)
           tools: [find_slots, book]
@@ -412,6 +412,10 @@ class SuiteConfig:
         "help": "Practice profile YAML; empty: the demo practice."})
     workdir: Path | None = field(default=None, metadata={
         "help": "Where the per-scenario SQLite agendas go; empty: a temporary folder."})
+    policy: str = field(default="rules", metadata={
+        "help": "Dialogue policy: rules, model (the twin) or hybrid (voice.policy)."})
+    twin_llm: Any = field(default=None, metadata={
+        "help": "The twin policy's model (a voice.llm.ChatLLM); empty: the suite's LLM."})
 
 
 async def run_scenario(sc: Scenario, *, llm: Any, config: SuiteConfig | None = None,
@@ -440,7 +444,8 @@ async def run_scenario(sc: Scenario, *, llm: Any, config: SuiteConfig | None = N
             services = VoiceServices(
                 llm=llm, whisper=None, tts_engine=None, booking=booking, profile=profile,
                 safety=SafetyRules.load(emergency_numbers=profile.policies.emergency_numbers),
-                today=lambda: config.today)
+                today=lambda: config.today, policy=config.policy, twin_llm=config.twin_llm,
+                now=lambda: now)
             before = await snapshot(db)
             agent, tools = make_agent(services, call_id=f"eval-{sc.id}")
             # The greeting says whether the practice is open: on the scenario's clock, not
@@ -513,7 +518,8 @@ def default_fixtures_dir() -> Path:
 
 async def run_audio_scenario(sc: Scenario, *, llm_url: str | None = None,
                              llm_model: str | None = None, fixtures: Path | None = None,
-                             echo: Callable[[str], None] | None = None) -> ScenarioResult:
+                             echo: Callable[[str], None] | None = None,
+                             policy: str = "rules") -> ScenarioResult:
     """Play a scenario's WAVs through the real pipeline (``twin.demo.run_demo``: AudioSocket
     server, caller simulator, Whisper, the agent, TTS) on a fresh demo agenda, and check it.
 
@@ -540,6 +546,7 @@ async def run_audio_scenario(sc: Scenario, *, llm_url: str | None = None,
         settings = Settings.load(None)
         settings.data_dir, settings.database_url = str(Path(tmp) / "run"), None
         settings.recordings_dir = str(Path(tmp) / "recordings")
+        settings.policy = policy
         if llm_url:
             settings.llm.base_url = llm_url
         if llm_model:

@@ -6,7 +6,7 @@ The flow, whoever starts it (the rules on "je veux annuler…", or the LLM's
 1. ask for name and date of birth; ``records`` verifies them (and says nothing
    about which part is wrong, nor about any other patient);
 2. find the caller's (or their child's) upcoming appointment, using what they
-   said ("demain matin avec le docteur Haddad") to pick one; read it back;
+   said ("demain matin avec le docteur Durand") to pick one; read it back;
 3. cancel only after an explicit "oui"; to move it, offer a new slot with the
    same practitioner, and move only after an explicit "oui".
 
@@ -17,6 +17,7 @@ Nothing is ever changed for an appointment the verified caller does not own:
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 from voice.agent import Handoff, ToolResult
 from voice.understanding import extract_identity, extract_practitioner, fold, resolve_day
 
-__all__ = ["AppointmentChanges", "change_intent"]
+__all__ = ["AppointmentChanges", "change_direction", "change_intent"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +37,24 @@ def change_intent(text: str) -> str | None:
                             "ne pourrais pas venir", "ne peux pas venir")):
         return "cancel"
     if any(w in t for w in ("decaler", "deplacer", "reporter", "changer mon rendez", "changer de jour",
-                            "changer l heure", "avancer mon rendez", "modifier mon rendez")):
+                            "changer l heure", "avancer mon rendez", "modifier mon rendez",
+                            "repousser", "repousse")) or (_LATER.search(t) and "rendez" in t):
         return "reschedule"
+    return None
+
+
+_LATER = re.compile(r"\b(repouss\w*|report\w*|plus tard|semaine d apres|semaine suivante|"
+                    r"semaine qui suit|mois d apres|mois suivant|apres mon rendez)\b")
+_EARLIER = re.compile(r"\b(avancer|avance[rz]?|plus tot|plus vite|plus rapproche)\b")
+
+
+def change_direction(text: str) -> str | None:
+    """"later" ("repousser", "la semaine d'après"), "earlier" ("avancer") or None."""
+    t = fold(text)
+    if _EARLIER.search(t):
+        return "earlier"
+    if _LATER.search(t):
+        return "later"
     return None
 
 
@@ -49,6 +66,8 @@ class _Flow:
     appointment: Any = None  # records.AppointmentInfo
     new_slot: Any = None  # records.Slot, for a reschedule
     awaiting_yes: bool = False
+    awaiting_day: bool = False  # the caller's number is not the patient's: one more proof
+    appointments: list[Any] = field(default_factory=list)
     failures: int = 0
     alternatives: list[Any] = field(default_factory=list)
 
@@ -57,8 +76,9 @@ class AppointmentChanges:
     """One call's cancel/reschedule flow. ``PracticeTools`` owns one and delegates to it."""
 
     def __init__(self, *, booking: Any, profile: Any, call_id: str, today: Any,
-                 say_slot: Any, log: Any) -> None:
+                 say_slot: Any, log: Any, caller_number: str | None = None) -> None:
         self._booking = booking
+        self._caller_number = caller_number
         self._profile = profile
         self._call_id = call_id
         self._today = today
@@ -87,6 +107,8 @@ class AppointmentChanges:
             if identity is None:
                 return None  # let the model (or the next turn) deal with it
             return await self.verify(*identity)
+        if flow.awaiting_day:
+            return await self._check_day(text)
         if flow.awaiting_yes:
             if agreed:
                 return await (self._cancel() if flow.intent == "cancel" else self._move())
@@ -129,6 +151,45 @@ class AppointmentChanges:
                               say="Je ne vois pas de rendez-vous à venir à votre nom. Puis-je faire autre "
                                   "chose pour vous ?")
         flow.appointment = self._pick(appointments, flow.request)
+        if not await self._caller_is_on_file(flow):
+            first, last, _part = resolve_day(flow.request, self._today())
+            if not (first == last and flow.appointment.start.date() == first):
+                flow.awaiting_day, flow.appointments = True, list(appointments)
+                return ToolResult(content="caller's number is not the patient's; day asked",
+                                  say="Pour votre sécurité, pouvez-vous me dire quel jour est "
+                                      "prévu ce rendez-vous ?")
+        return await self._read_back()
+
+    async def _caller_is_on_file(self, flow: _Flow) -> bool:
+        if self._caller_number is None:  # not a phone call (typed text, tests): nothing to compare
+            return True
+        check = getattr(self._booking, "number_on_file", None)
+        return bool(check is not None and await check(patient=flow.patient,
+                                                      number=self._caller_number))
+
+    async def _check_day(self, text: str) -> ToolResult | None:
+        """The appointment's day, asked when calling from another number than the patient's."""
+        flow = self.flow
+        assert flow is not None
+        first, last, _part = resolve_day(text, self._today())
+        if first != last:
+            return None  # no day understood: let the model (or the next turn) ask again
+        flow.awaiting_day = False
+        same_day = [a for a in flow.appointments if a.start.date() == first]
+        if not same_day:
+            self.flow = None
+            self._log("identity_second_check", result="failed")
+            return ToolResult(content="second check failed", ok=False,
+                              say="Je ne peux pas modifier ce rendez-vous depuis ce numéro. "
+                                  "Je vous passe une secrétaire, ne quittez pas.",
+                              handoff=Handoff("identity", "second identity check failed"))
+        self._log("identity_second_check", result="passed")
+        flow.appointment = same_day[0]
+        return await self._read_back()
+
+    async def _read_back(self) -> ToolResult:
+        flow = self.flow
+        assert flow is not None
         what = self._say_slot(flow.appointment)
         if flow.intent == "cancel":
             flow.awaiting_yes = True
@@ -156,12 +217,21 @@ class AppointmentChanges:
         flow = self.flow
         assert flow is not None and flow.appointment is not None
         appt = flow.appointment
+        direction = change_direction(flow.request)
         start = max(self._today() + timedelta(days=1), appt.start.date() - timedelta(days=3))
+        if direction == "later":  # "repousser", "la semaine d'après": never earlier
+            start = appt.start.date()
+            if re.search(r"semaine (d apres|suivante|qui suit)", fold(flow.request)):
+                start += timedelta(days=7 - appt.start.weekday())
         slots = await self._booking.find_free_slots(practitioner=appt.practitioner_id,
                                                     appointment_type=appt.appointment_type,
                                                     date_from=start, date_to=start + timedelta(days=14),
-                                                    limit=4)
+                                                    limit=4 if direction != "later" else 40)
         slots = [s for s in slots if s.start != appt.start]
+        if direction == "later":
+            slots = [s for s in slots if s.start >= appt.start + (appt.end - appt.start)][:4]
+        elif direction == "earlier":
+            slots = [s for s in slots if s.start < appt.start][:4]
         if not slots:
             self.flow = None
             return ToolResult(content="no slot to move to",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from knowledge.vocabulary import appointment_type_for, practitioner_for, practitioners_sentence
 from voice.agent import Handoff, ToolResult
 from voice.changes import AppointmentChanges, change_intent
 from voice.llm import ToolCall
@@ -28,6 +29,7 @@ from voice.understanding import (
     is_agreement,
     is_goodbye,
     is_refusal,
+    mentions_child,
     message_kind,
     practice_question_topics,
     resolve_day,
@@ -51,6 +53,9 @@ class _State:
     accepted: bool = False
     pending_booking: dict[str, Any] | None = None
     identity: tuple[str, date] | None = None
+    for_child: bool = False  # a parent books for their child
+    parent: tuple[str, date] | None = None  # the parent's own name and birth date, if said
+    link_child: int | None = None  # appointment of a child waiting for the parent's identity
     message: dict[str, str] | None = None  # a message for the staff being taken
     booked: list[str] = field(default_factory=list)
     rule_turns: int = 0  # turns answered by the rules, without the LLM
@@ -77,7 +82,8 @@ class PracticeTools:
         self._source = "rules"
         self._last_user_text = ""
         self.changes = AppointmentChanges(booking=booking, profile=profile, call_id=call_id,
-                                          today=today, say_slot=self._say_slot, log=self._log)
+                                          today=today, say_slot=self._say_slot, log=self._log,
+                                          caller_number=caller_number)
 
     def _log(self, tool: str, **args: Any) -> None:
         self.actions.append((tool, {k: v for k, v in args.items() if v not in (None, "")}, self._source))
@@ -91,7 +97,7 @@ class PracticeTools:
                 "practitioner": {"type": "string", "description": "Nom du médecin demandé, sinon vide"},
                 "day": {"type": "string", "description": "Jour demandé, mots du patient (jeudi, le 14, semaine prochaine)"},
                 "day_part": {"type": "string", "enum": ["matin", "après-midi", "soir"]},
-                "reason": {"type": "string", "description": "Motif court (dermatologie, laser, enfant…)"},
+                "reason": {"type": "string", "description": "Motif court, avec les mots du patient"},
             }),
             _schema("book", "Réserve le créneau proposé, une fois le nom et la date de naissance connus.", {
                 "name": {"type": "string", "description": "Prénom et nom du patient"},
@@ -131,6 +137,7 @@ class PracticeTools:
         self._last_user_text = text
         self._source = "rules"
         st.rule_turns += 1
+        st.for_child = st.for_child or mentions_child(text)
         agreed = is_agreement(text)
         if self.changes.flow is not None:
             result = await self.changes.on_user_turn(text, agreed, is_refusal(text))
@@ -143,6 +150,10 @@ class PracticeTools:
                               say="Pour des raisons de confidentialité, je ne peux donner aucune "
                                   "information sur le dossier d'une autre personne. Elle peut nous "
                                   "appeler elle-même. Puis-je faire autre chose pour vous ?")
+        if st.link_child is not None:
+            linked = await self._continue_link(text)
+            if linked is not None:
+                return linked
         if st.message is not None:
             return await self._continue_message(text)
         kind = message_kind(text) if st.proposed is None else None
@@ -154,8 +165,15 @@ class PracticeTools:
             started = self.changes.start(intent, text)
             identity = extract_identity(text)
             return await self.changes.verify(*identity) if identity else started
-        identity = extract_identity(text, expecting=st.proposed is not None and st.accepted)
+        # a bare "Sophie Marchand, née le 3 avril 1990" answering an offered slot is the identity
+        identity = extract_identity(text, expecting=st.proposed is not None)
+        if identity is not None and st.proposed is not None and not st.accepted \
+                and identity[1] >= self._today():
+            identity = None  # "d'accord, jeudi 3 décembre": a day to meet, not a birth date
         if identity is not None:
+            if st.for_child and st.identity is not None and st.parent is None \
+                    and fold(identity[0]) != fold(st.identity[0]):
+                st.parent = st.identity  # the caller said who they are before the child's name
             st.identity = identity
         if st.pending_booking is not None:
             pending, st.pending_booking = st.pending_booking, None
@@ -193,8 +211,11 @@ class PracticeTools:
         if st.proposed is None:
             names = [p.last_name for p in getattr(self._profile, "practitioners", [])]
             practitioner = extract_practitioner(text, names)
+            if practitioner is not None and practitioner not in names:
+                heard = practitioner_for(self._profile, practitioner)  # a misheard name: "Reno" for "Renaud"
+                practitioner = heard.last_name if heard is not None else practitioner
             first, last, _part = resolve_day(text, self._today())
-            # "le docteur Haddad, … la place le 14 à 9h": a practitioner and a day or a time,
+            # "le docteur Durand, … la place le 14 à 9h": a practitioner and a day or a time,
             # even when the words around them were misheard, is a request for a slot
             asks_when = first == last or time_in(text) is not None or "place" in fold(text)
             if booking_intent(text) or (practitioner in names and asks_when):
@@ -294,6 +315,9 @@ class PracticeTools:
             part = "morning"
         elif "soir" in dp:
             part = "evening"
+        if not practitioner and reason:  # "un certificat", "pour un grain de beauté"
+            implied = practitioner_for(self._profile, reason)
+            practitioner = implied.id if implied is not None else None
         kwargs: dict[str, Any] = {"practitioner": practitioner or None, "date_from": date_from,
                                   "date_to": date_to, "limit": 3 if prefer_time is None else 40}
         if part in {"morning", "afternoon"}:
@@ -307,8 +331,8 @@ class PracticeTools:
             slots = await self._booking.find_free_slots(**kwargs)
         except RecordsError as exc:
             return ToolResult(content=f"error: {exc}", ok=False,
-                              say="Je ne trouve pas ce médecin au cabinet. Vous pouvez voir le docteur "
-                                  "Morel en médecine générale ou le docteur Haddad en dermatologie.")
+                              say="Je ne trouve pas ce médecin au cabinet. Vous pouvez voir "
+                                  f"{practitioners_sentence(self._profile)}.")
         if part == "evening":
             slots = [s for s in slots if s.start.hour >= 17] or slots
         if not slots and date_from == date_to:
@@ -331,14 +355,10 @@ class PracticeTools:
                           say=f"Je peux vous proposer {self._say_slot(slots[0])}. Cela vous convient-il ?")
 
     def _appointment_type(self, practitioner: str | None, reason: str | None) -> str | None:
-        text = fold(f"{practitioner or ''} {reason or ''}")
-        if "laser" in text:
-            return "laser"
-        if "enfant" in text or "fils" in text or "fille" in text or "bebe" in text:
-            return "consultation_enfant"
-        if "haddad" in text or "adad" in text or "dermato" in text or "peau" in text:
-            return "dermato_premiere" if "suivi" not in text else "dermato_suivi"
-        return None
+        """The type asked for, from the profile's keywords (``knowledge.vocabulary``)."""
+        named = practitioner_for(self._profile, practitioner) if practitioner else None
+        return appointment_type_for(self._profile, f"{practitioner or ''} {reason or ''}",
+                                    named.id if named is not None else None)
 
     async def _book(self, name: str = "", birth_date: str = "", time: str | None = None,
                     phone: str | None = None) -> ToolResult:
@@ -381,9 +401,14 @@ class PracticeTools:
         if outcome.status == "booked":
             st.booked.append(str(outcome.appointment_id))
             st.proposed, st.offered, st.accepted = None, [], False
+            done = f"C'est noté, {first} {last} : rendez-vous {self._say_slot(slot)}."
+            if st.for_child:
+                ask = await self._child_guardian(int(outcome.appointment_id))
+                if ask:
+                    return ToolResult(content=f"booked appointment {outcome.appointment_id}; "
+                                              "parent's identity asked", say=f"{done} {ask}")
             return ToolResult(content=f"booked appointment {outcome.appointment_id}",
-                              say=f"C'est noté, {first} {last} : rendez-vous {self._say_slot(slot)}. "
-                                  "Puis-je faire autre chose pour vous ?")
+                              say=f"{done} Puis-je faire autre chose pour vous ?")
         if outcome.status == "slot_taken":
             st.proposed, st.accepted = None, False
             rest = [s for s in st.offered if s is not slot]
@@ -400,16 +425,58 @@ class PracticeTools:
                                   "demande, le secrétariat vous rappellera pour la confirmer.",
                               handoff=Handoff("bot_failure", "agenda database unavailable"))
         if "birth date" in outcome.message:
-            # same name on file with another date of birth: misheard, or someone else
+            # same name on file with another date of birth: misheard, or someone else. The
+            # words must not tell the caller whether anyone is on file: a hearing check.
             st.identity = None
             from knowledge.phrasing import say_date
 
-            return ToolResult(content="identity mismatch", ok=False,
-                              say=f"Je n'ai pas de dossier à ce nom avec la date de naissance du "
-                                  f"{say_date(dob, with_weekday=False)} {dob.year}. Pouvez-vous me redire votre nom et votre date de "
-                                  "naissance, s'il vous plaît ?")
+            return ToolResult(content="please check name and birth date", ok=False,
+                              say=f"Je veux être sûre d'avoir bien noté : j'ai compris le "
+                                  f"{say_date(dob, with_weekday=False)} {dob.year}. Pouvez-vous me "
+                                  "redire votre nom et votre date de naissance, s'il vous plaît ?")
         return ToolResult(content=f"invalid: {outcome.message}", ok=False,
                           say="Je ne peux pas réserver ce créneau. Voulez-vous une autre date ?")
+
+    async def _child_guardian(self, appointment_id: int) -> str | None:
+        """A parent booked for their child: link the child's record to the parent's (verified)
+        one; if the parent has not said who they are, ask (the question to say, or None)."""
+        st = self.state
+        st.for_child = False
+        if st.parent is not None:
+            await self._link_parent(appointment_id, *st.parent)
+            return None
+        status = await self._booking.link_child(appointment_id=appointment_id, guardian=None,
+                                                actor=f"assistant:{self._call_id}",
+                                                call_id=self._call_id)
+        if status != "needed":
+            return None
+        st.link_child = appointment_id
+        return ("Pour relier le dossier de l'enfant au vôtre, pouvez-vous me donner votre "
+                "prénom, votre nom et votre date de naissance ?")
+
+    async def _link_parent(self, appointment_id: int, name: str, born: date) -> str:
+        check = await self._booking.verify_identity(full_name=name, birth_date=born,
+                                                    actor=f"assistant:{self._call_id}",
+                                                    call_id=self._call_id)
+        self._log("link_guardian", appointment_id=appointment_id)
+        if check.status != "verified":
+            return "not_verified"
+        return str(await self._booking.link_child(
+            appointment_id=appointment_id, guardian=check.patient,
+            actor=f"assistant:{self._call_id}", call_id=self._call_id))
+
+    async def _continue_link(self, text: str) -> ToolResult | None:
+        """The parent's name and birth date, asked after their child's booking."""
+        st = self.state
+        appointment_id, st.link_child = st.link_child, None
+        identity = extract_identity(text, expecting=True)
+        if identity is None or appointment_id is None:
+            return None
+        status = await self._link_parent(appointment_id, *identity)
+        say = ("Merci, le dossier de l'enfant est relié au vôtre." if status in {"linked", "already"}
+               else "Merci, le secrétariat complètera le dossier de l'enfant.")
+        return ToolResult(content=f"guardian {status}", say=f"{say} Puis-je faire autre chose "
+                                                            "pour vous ?")
 
     def _other_visit_type(self, slot: Any, outcome: Any) -> str | None:
         """The follow-up type when a first-visit type was refused (or the reverse)."""
@@ -422,6 +489,10 @@ class PracticeTools:
             want_follow_up = False
         else:
             return None
+        current = next((t for t in getattr(self._profile, "appointment_types", ())
+                        if t.code == slot.appointment_type), None)
+        if not want_follow_up and current is not None and current.new_patient_type:
+            return str(current.new_patient_type)
         for t in getattr(self._profile, "appointment_types", ()):
             if (slot.practitioner_id in t.practitioners and t.code != slot.appointment_type
                     and (t.follow_up_only if want_follow_up else t.new_patients_only)):

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 
 __all__ = [
+    "PARTICLES",
     "asks_about_someone_else",
     "booking_intent",
     "extract_identity",
@@ -24,6 +25,7 @@ __all__ = [
     "is_goodbye",
     "is_refusal",
     "leaks_personal_data",
+    "mentions_child",
     "message_kind",
     "practice_question_topics",
     "resolve_day",
@@ -46,7 +48,7 @@ _BYE = re.compile(r"\b(au revoir|bonne journee|bonne soiree|a bientot|bye|goodby
 _BOOK = re.compile(r"\b(rendez vous|rendez-vous|rdv|me recevoir|recevoir|voir le docteur|voir le dr|"
                    r"(?:pourrait|peut|pouvez|pourriez|pourrais) (?:me |le |la |les )?voir|voir mon|voir ma|"
                    r"consultation|de la place|disponib|creneau|prendre un|consulter)\b")
-_NOT_BOOK = re.compile(r"\b(annuler|annulation|decaler|deplacer|reporter|changer mon)\b")
+_NOT_BOOK = re.compile(r"\b(annuler|annulation|decaler|deplacer|reporter|repousser|changer mon)\b")
 
 
 _QUESTION = re.compile(r"\?|\b(quel|quelle|quels|quelles|quand|ou|comment|combien|est ce que|"
@@ -84,6 +86,12 @@ def message_kind(text: str) -> str | None:
     if re.search(r"\b(rappelle[rz]?|me rappeler|laisser un message|un message pour)", t) \
             and "adresse" not in t:
         return "callback"
+    # "laissez-lui un mot", "vous pouvez lui transmettre", "dites-lui que…", "prévenez le docteur"
+    if re.search(r"\b(laiss\w*[\s-](?:lui |leur )?(?:un )?(?:petit )?(?:mot|message)|"
+                 r"transmet\w*|fai\w* passer (?:un |le )?(?:mot|message)|dites[\s-]lui|"
+                 r"pourriez vous lui dire|vous pouvez lui dire|previen\w* (?:le|la) (?:docteur|"
+                 r"medecin)|un mot pour)\b", t):
+        return "other"
     return None
 
 
@@ -136,17 +144,41 @@ def leaks_personal_data(text: str, *, allowed: tuple[str, ...] = ()) -> bool:
                           r"\b\d{1,2}/\d{1,2}/(?:19|20)?\d{2}\b", text))
 
 
+# "pas d'autre question", "rien d'autre": nothing more wanted, not a refusal of the offer;
+# "non non, c'est parfait": a reassuring "non" before a yes.
+_NOTHING_ELSE = re.compile(r"\b(?:pas d autres? (?:questions?|choses?|demandes?)|rien d autre|"
+                           r"non merci,? c est tout|c est tout)\b")
+_NON_THEN_YES = re.compile(r"^\W*(?:non[\s,.!]+)+(?:c est |ca )?(?:parfait|tres bien|ca me va|"
+                           r"me va|c est bon|impeccable|super|nickel)\b")
+
+
+def _without_reassurance(t: str) -> str:
+    t = _NOTHING_ELSE.sub(" ", t)
+    m = _NON_THEN_YES.match(t)
+    return "oui " + t[m.end():] if m else t
+
+
 def is_agreement(text: str) -> bool:
-    t = fold(text)
+    t = _without_reassurance(fold(text))
     return bool(_YES.search(t)) and not _NO.search(t)
 
 
 def is_refusal(text: str) -> bool:
-    return bool(_NO.search(fold(text)))
+    return bool(_NO.search(_without_reassurance(fold(text))))
 
 
 def is_goodbye(text: str) -> bool:
     return bool(_BYE.search(fold(text)))
+
+
+_CHILD = re.compile(r"\b(mon fils|ma fille|mon enfant|mes enfants|mon bebe|notre fils|notre fille|"
+                    r"notre enfant|mon petit|ma petite|le petit|la petite|il s appelle|"
+                    r"elle s appelle)\b")
+
+
+def mentions_child(text: str) -> bool:
+    """The caller speaks of their child ("pour ma fille", "il s'appelle Hugo")."""
+    return bool(_CHILD.search(fold(text)))
 
 
 def booking_intent(text: str) -> bool:
@@ -166,42 +198,66 @@ def extract_practitioner(text: str, last_names: Iterable[str]) -> str | None:
     return None
 
 
+_W = r"[A-Za-zÀ-ÿ][\w\-À-ÿ'’]*"
 _NAME_INTRO = re.compile(
     r"(?:c est pour|c est|je suis|je m appelle|il s appelle|elle s appelle|s appelle|moi c est|"
     r"au nom de|nom de|de la part de|ici|pour)\s+"
     r"(?:monsieur |madame |mademoiselle |m |mme |ma fille |mon fils |la petite |le petit )?"
-    r"([A-Za-zÀ-ÿ][\w\-À-ÿ]+(?:\s+[A-Za-zÀ-ÿ][\w\-À-ÿ]+){0,2})", re.I)
-_STOP = {"ne", "nee", "né", "née", "et", "je", "le", "la", "de", "du", "mon", "ma", "pour", "oui", "bien"}
+    rf"({_W}(?:\s+{_W}){{0,4}})", re.I)
+_STOP = {"ne", "nee", "né", "née", "et", "je", "le", "la", "de", "du", "mon", "ma", "pour", "oui",
+         "bien", "il", "elle", "est", "j", "nes"}
+#: Surname particles: part of the name when a capitalised word follows ("Le Goff",
+#: "de la Fontaine", "N'Diaye" keeps its apostrophe).
+PARTICLES = frozenset({"le", "la", "les", "de", "du", "des", "d", "van", "von", "der", "den", "ben",
+                       "bin", "el", "al", "di", "da", "del", "dos", "mac", "mc", "ter", "ten"})
+_ELISION = re.compile(r"(?<![A-Za-zÀ-ÿ])([A-Za-z]|[Qq]u)['’](?=[a-zà-ÿ])")
+
+
+def _name_words(candidate: str) -> list[str]:
+    """The words of a name, particles kept when a capitalised name follows them."""
+    raw = candidate.split()
+    words: list[str] = []
+    for i, w in enumerate(raw):
+        key = fold(w).strip()
+        if key in PARTICLES and words:
+            rest = raw[i + 1:]
+            nxt = next((x for x in rest if fold(x).strip() not in PARTICLES), "")
+            if nxt[:1].isupper() and all(fold(x).strip() in PARTICLES
+                                         for x in rest[:rest.index(nxt)] if nxt in rest):
+                words.append(w)
+                continue
+            break
+        if key in _STOP:
+            break
+        words.append(w)
+    return words
 
 
 def extract_identity(text: str, *, expecting: bool = False) -> tuple[str, date] | None:
     """("Paul Girard", 1978-06-04) from "Je suis Paul Girard, né le 4 juin 1978", or None.
 
-    ``expecting``: the assistant has just asked for the name, so a bare
-    "Paul Girard, né le …" (no "je suis") is accepted too."""
+    ``expecting``: the assistant has just asked for the name (or offered a slot), so a
+    bare "Paul Girard, né le …" (no "je suis") is accepted too. Surnames with particles
+    ("Yann Le Goff", "Jean de la Fontaine", "Awa N'Diaye") are kept whole."""
     from records.spoken_dates import parse_spoken_date
 
     dob = parse_spoken_date(text)
     if dob is None:
         return None
-    src = re.sub(r"['’]", " ", text).replace(",", " , ").replace(".", " . ")
+    src = _ELISION.sub(r"\1 ", text).replace(",", " , ").replace(".", " . ")
     m = _NAME_INTRO.search(src)
     if m:
         candidate = m[1]
     elif expecting:
-        bare = re.match(r"\s*(?:(?:oui|alors|donc|euh|c est)\s*,?\s*)*([A-Za-zÀ-ÿ][\w\-À-ÿ]+"
-                        r"(?:\s+[A-Za-zÀ-ÿ][\w\-À-ÿ]+){1,2})", src, re.I)
+        bare = re.match(rf"\s*(?:(?:oui|alors|donc|euh|c est|bonjour)\s*,?\s*)*({_W}"
+                        rf"(?:\s+{_W}){{1,4}})", src, re.I)
         if not bare:
             return None
         candidate = bare[1]
     else:
         return None
-    words = []
-    for w in candidate.split():
-        if fold(w) in _STOP:
-            break
-        words.append(w)
-    if len(words) < 2:
+    words = _name_words(candidate)
+    if len(words) < 2 or fold(words[0]) in {"oui", "non", "d", "accord", "ok"}:
         return None
     return " ".join(words), dob
 
@@ -270,7 +326,8 @@ def resolve_day(expr: str | None, today: date) -> tuple[date, date, str | None]:
             ahead = (i - today.weekday()) % 7 or 7
             d = today + timedelta(days=ahead)
             return d, d, part
-    m = re.search(r"\b(?:le\s+)?(\d{1,2})(?:er)?\b", t)
+    # a day of the month, not an hour ("plutôt à 10 heures" is a time, not the 10th)
+    m = re.search(r"\b(?:le\s+)?(\d{1,2})(?:er)?\b(?!\s*(?:h\b|h\d|heures?\b|:|minutes?\b))", t)
     if m and 1 <= int(m[1]) <= 31:
         day = int(m[1])
         for k in range(3):
@@ -296,12 +353,27 @@ def time_in(expr: str) -> tuple[int, int] | None:
     return None
 
 
+def _cased(word: str, *, particle: bool, first_of_last: bool) -> str:
+    if any(c.isupper() for c in word):
+        return word  # as said (Whisper capitalises names): "de la Fontaine", "N'Diaye"
+    if particle and not (first_of_last and fold(word).strip() in {"le", "la", "les"}):
+        return word  # "de la Fontaine", but "Le Goff"
+    return "-".join(p[:1].upper() + p[1:] for p in word.split("-"))
+
+
 def split_name(full: str) -> tuple[str, str]:
-    words = [w for w in re.split(r"\s+", full.strip()) if w and w.lower() not in {"je", "suis", "m", "appelle", "madame", "monsieur", "mme", "m."}]
+    """("Jean", "de la Fontaine") from "Jean de la Fontaine"; ("Paul", "Girard"); a single
+    word is the last name. Titles and "je suis" are dropped."""
+    words = [w for w in re.split(r"\s+", full.strip()) if w and fold(w) not in {
+        "je", "suis", "m", "appelle", "madame", "monsieur", "mme", "m."}]
     if not words:
         return "", ""
     if len(words) == 1:
-        return "", words[0].title()
-    return " ".join(words[:-1]).title(), words[-1].title()
-
-
+        return "", _cased(words[0], particle=False, first_of_last=True)
+    cut = next((i for i in range(1, len(words) - 1)
+                if fold(words[i]).strip() in PARTICLES or "'" in words[i] or "’" in words[i]),
+               len(words) - 1)
+    first = " ".join(_cased(w, particle=False, first_of_last=False) for w in words[:cut])
+    last = " ".join(_cased(w, particle=fold(w).strip() in PARTICLES, first_of_last=i == 0)
+                    for i, w in enumerate(words[cut:]))
+    return first, last
