@@ -18,7 +18,8 @@ __all__ = ["cli", "run_with_store", "url_option"]
 
 T = TypeVar("T")
 
-url_option = click.option(
+# (annotated: modules registering commands here import it back, mypy needs the type)
+url_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
     "--url", envvar="TWIN_DATABASE_URL", default=None, show_envvar=True,
     help="SQLAlchemy async URL of the database (sqlite+aiosqlite:///path.db or "
          "postgresql+asyncpg://...); default: the agenda's SQLite file in the data folder.")
@@ -133,12 +134,6 @@ def approve_cmd(call_ids: tuple[int, ...], actor: str, url: str | None) -> None:
         click.echo(line)
 
 
-from transcripts.ingest_cli import ingest_cmd, transcribe_cmd  # noqa: E402  (needs cli above)
-
-cli.add_command(ingest_cmd)
-cli.add_command(transcribe_cmd)
-
-
 @cli.command("purge")
 @click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False,
@@ -218,3 +213,10 @@ def objection_cmd(call_ref: str, actor: str, url: str | None) -> None:
         return f"call {call_id}: audio and text deleted (objection recorded)"
 
     click.echo(run_with_store(url, work))
+
+
+# Commands built in other modules register here.
+from transcripts.ingest_cli import ingest_cmd, transcribe_cmd  # noqa: E402  (needs cli above)
+
+cli.add_command(ingest_cmd)
+cli.add_command(transcribe_cmd)

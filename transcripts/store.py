@@ -40,6 +40,7 @@ from transcripts.models import (
     utcnow,
 )
 from transcripts.spanops import SpanOpsMixin
+from transcripts.textspans import redact_actions, redact_free_text
 from transcripts.types import (
     AuditEntry,
     CallFilter,
@@ -164,7 +165,9 @@ class TranscriptStore(SpanOpsMixin):
                        span_status: str = "proposed") -> int:
         """Insert a call with its turns; returns its id. ``redactions`` (turn index → spans
         in that turn's text) are applied in the same transaction, as ``apply_redaction``
-        would. Raises :class:`DuplicateCallError` when the external id or the audio hash is
+        would, and the personal data in the turns' actions (a name, a birth date, a phone
+        number) and in the review note by the same placeholders (``textspans.redact_actions``).
+        Raises :class:`DuplicateCallError` when the external id or the audio hash is
         already stored."""
         _check(call.source, CALL_SOURCES, "source")
         _check(call.status, CALL_STATUSES, "status")
@@ -199,6 +202,14 @@ class TranscriptStore(SpanOpsMixin):
                 for idx, proposals in sorted((redactions or {}).items()):
                     await self._redact(session, row.turns[idx], proposals, actor=actor,
                                        status=span_status, expected_version=None, lock=False)
+                if redactions:
+                    known = (await self._placeholders(session, row.id)).known()
+                    for stored in row.turns:
+                        if stored.actions:
+                            stored.actions = redact_actions(stored.actions, known)
+                    for name in ("review_note", "comment"):
+                        if getattr(row, name):
+                            setattr(row, name, redact_free_text(getattr(row, name), known))
         except IntegrityError as exc:
             found = await self.find_call_id(external_id=call.external_id,
                                             audio_sha256=call.audio_sha256)
@@ -472,6 +483,10 @@ def _conditions(f: CallFilter) -> list[Any]:
         c.append(TrCall.started_at < f.started_before)
     if f.objection is not None:
         c.append(TrCall.objection.is_(f.objection))
+    if f.has_audio is True:
+        c.append(TrCall.audio_path.is_not(None))
+    elif f.has_audio is False:
+        c.append(TrCall.audio_path.is_(None))
     return c
 
 

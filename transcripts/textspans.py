@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from transcripts.types import PLACEHOLDER_LABELS
 
@@ -18,6 +19,8 @@ __all__ = [
     "normalize_original",
     "pick_non_overlapping",
     "placeholder_label",
+    "redact_actions",
+    "redact_free_text",
     "rewrite",
     "shift_for",
 ]
@@ -45,6 +48,7 @@ class Placeholders:
     def __init__(self, *, existing: Iterable[tuple[str, str | None]] = ()) -> None:
         self._by_value: dict[tuple[str, str], str] = {}
         self._next: dict[str, int] = {}
+        self._originals: dict[str, str] = {}
         for placeholder, original in existing:
             m = _PLACEHOLDER.match(placeholder)
             if not m:
@@ -53,6 +57,7 @@ class Placeholders:
             self._next[label] = max(self._next.get(label, 1), num + 1)
             if original is not None:
                 self._by_value.setdefault((label, normalize_original(original)), placeholder)
+                self._originals.setdefault(placeholder, original)
 
     def for_value(self, pii_type: str, original: str) -> str:
         label = placeholder_label(pii_type)
@@ -64,7 +69,84 @@ class Placeholders:
         self._next[label] = num + 1
         placeholder = f"[{label}_{num}]"
         self._by_value[key] = placeholder
+        self._originals[placeholder] = original
         return placeholder
+
+    def known(self) -> list[tuple[str, str, str]]:
+        """``(label, original, placeholder)`` of every value numbered so far."""
+        return [(_PLACEHOLDER.match(p).group(1), o, p)  # type: ignore[union-attr]
+                for p, o in self._originals.items()]
+
+
+# Action arguments that hold personal data, and the placeholder labels they may take.
+_PII_KEYS: dict[str, tuple[str, ...]] = {
+    "name": ("NOM", "NOM_EPELE"), "birth_date": ("DATE_NAISSANCE",), "phone": ("TELEPHONE",),
+    "email": ("EMAIL",), "address": ("ADRESSE",), "nir": ("NIR",),
+}
+# Free-text arguments: every known original in them is replaced by its placeholder.
+_FREE_TEXT_KEYS = ("summary", "reason", "note", "message")
+
+
+def redact_actions(actions: Sequence[dict[str, Any]], known: Sequence[tuple[str, str, str]]
+                   ) -> list[dict[str, Any]]:
+    """Replace the personal data in secretary actions (``[{action, args, result}]``) by the
+    call's placeholders: a name, birth date or phone argument by the placeholder of the
+    matching value said in the call (else the only one of that kind, else a bare
+    "[NOM]"), and known values inside free-text arguments (a message's summary)."""
+    return [_redact_value(a, None, known) for a in actions]
+
+
+def _redact_value(value: Any, key: str | None, known: Sequence[tuple[str, str, str]]) -> Any:
+    if isinstance(value, dict):
+        return {k: _redact_value(v, k, known) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_value(v, key, known) for v in value]
+    if not isinstance(value, str) or not value or key is None:
+        return value
+    if key in _PII_KEYS:
+        return _pii_arg(value, _PII_KEYS[key], known)
+    if key in _FREE_TEXT_KEYS:
+        return redact_free_text(value, known)
+    return value
+
+
+def _pii_arg(value: str, labels: tuple[str, ...], known: Sequence[tuple[str, str, str]]) -> str:
+    norm = normalize_original(value)
+    candidates = [(o, p) for label, o, p in known if label in labels]
+    for original, placeholder in candidates:
+        if normalize_original(original) == norm:
+            return placeholder
+    if labels[0] == "DATE_NAISSANCE":
+        for original, placeholder in candidates:
+            if _iso_date(original) == value.strip():
+                return placeholder
+    if labels[0] == "NOM":
+        words = set(norm.split())
+        best = max(candidates, default=None,
+                   key=lambda c: len(words & set(normalize_original(c[0]).split())))
+        if best is not None and words & set(normalize_original(best[0]).split()):
+            return best[1]
+    distinct = sorted({p for _o, p in candidates})
+    return distinct[0] if len(distinct) == 1 else f"[{labels[0]}]"
+
+
+def _iso_date(spoken: str) -> str | None:
+    from records.spoken_dates import parse_spoken_date
+
+    try:
+        found = parse_spoken_date(spoken)
+    except Exception:  # a span that is not a date at all
+        return None
+    return found.isoformat() if found else None
+
+
+def redact_free_text(text: str, known: Sequence[tuple[str, str, str]]) -> str:
+    """Replace every known original (3 characters or more) in a free text by its
+    placeholder, longest first, ignoring case."""
+    for _label, original, placeholder in sorted(known, key=lambda k: -len(k[1])):
+        if len(original) >= 3:
+            text = re.sub(re.escape(original), placeholder, text, flags=re.IGNORECASE)
+    return text
 
 
 def pick_non_overlapping(candidates: Sequence[tuple[int, int]],

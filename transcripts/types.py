@@ -222,6 +222,7 @@ class CallFilter:
     started_from: datetime | None = None
     started_before: datetime | None = None
     objection: bool | None = None
+    has_audio: bool | None = None  # True: an audio file is kept for the call
 
 
 @dataclass
