@@ -62,47 +62,57 @@ async def llm_endpoint(llm_url: str | None, llm_model: str | None,
 
 
 async def run_text_suite(scenarios: Sequence[Any], *, llm_url: str | None, llm_model: str | None,
-                         echo: Any = click.echo) -> list[Any]:
+                         echo: Any = click.echo, policy: str = "rules") -> list[Any]:
     """Start the embedded LLM unless ``llm_url`` is given, and run the scenarios at text level."""
     async with llm_endpoint(llm_url, llm_model, echo) as (base_url, model_name):
-        return await _text_suite(scenarios, base_url=base_url, model_name=model_name, echo=echo)
+        return await _text_suite(scenarios, base_url=base_url, model_name=model_name, echo=echo,
+                                 policy=policy, raw_prompt=llm_url is None)
 
 
 async def _text_suite(scenarios: Sequence[Any], *, base_url: str, model_name: str,
-                      echo: Any) -> list[Any]:
-    from twin.scenarios import run_suite
+                      echo: Any, policy: str = "rules", raw_prompt: bool = False) -> list[Any]:
+    from twin.scenarios import SuiteConfig, run_suite
     from twin.settings import Settings
     from voice.llm import OpenAICompatibleLLM
+    from voice.model_policy import RawPromptLLM
 
     settings = Settings.load(None)
     llm = OpenAICompatibleLLM(base_url=base_url, model=model_name, api_key=settings.llm.api_key,
                               temperature=0.0, max_tokens=settings.llm.max_tokens,
                               timeout_s=settings.llm.timeout_s)
+    # the twin on the embedded server: its prompt exactly as in training (raw completions)
+    twin_llm = RawPromptLLM(base_url=base_url, model=model_name, api_key=settings.llm.api_key,
+                            temperature=0.0, max_tokens=settings.llm.max_tokens,
+                            timeout_s=settings.llm.timeout_s) if raw_prompt else None
 
     def progress(r: Any) -> None:
         echo(f"  {'PASS' if r.passed else 'FAIL'}  {r.category:<15} {r.id:<42} {r.duration_s:5.1f}s")
 
     try:
-        return await run_suite(scenarios, llm=llm, on_result=progress)
+        return await run_suite(scenarios, llm=llm, on_result=progress,
+                               config=SuiteConfig(policy=policy, twin_llm=twin_llm))
     finally:
         await llm.aclose()
+        if twin_llm is not None:
+            await twin_llm.aclose()
 
 
 async def _run_all(scenarios: Sequence[Any], *, llm_url: str | None, llm_model: str | None,
-                   audio: bool, echo: Any) -> list[Any]:
+                   audio: bool, echo: Any, policy: str = "rules") -> list[Any]:
     """The text-level suite, then (``audio``) the scenarios with WAVs through the real
     pipeline, with one LLM server for both."""
     from twin.scenarios import DbDiff, ScenarioResult, run_audio_scenario
 
     async with llm_endpoint(llm_url, llm_model, echo) as (base_url, model_name):
         results = await _text_suite(scenarios, base_url=base_url, model_name=model_name,
-                                    echo=echo)
+                                    echo=echo, policy=policy, raw_prompt=llm_url is None)
         if audio:
             with_wavs = [s for s in scenarios if s.wavs]
             echo(f"\naudio level: {len(with_wavs)} scenarios with fixture WAVs")
             for sc in with_wavs:
                 try:
-                    r = await run_audio_scenario(sc, llm_url=base_url, llm_model=model_name)
+                    r = await run_audio_scenario(sc, llm_url=base_url, llm_model=model_name,
+                                                 policy=policy)
                 except Exception as exc:  # one broken call must not lose the others' results
                     logger.exception("audio scenario %s crashed", sc.id)
                     r = ScenarioResult(id=sc.id, category=sc.category, passed=False,
@@ -126,9 +136,13 @@ async def _run_all(scenarios: Sequence[Any], *, llm_url: str | None, llm_model: 
               help="Write every result (transcript, actions, DB diff, failures) as JSON.")
 @click.option("--audio", is_flag=True,
               help="Also play the scenarios that have fixture WAVs through the real audio pipeline.")
+@click.option("--policy", type=click.Choice(["rules", "model", "hybrid"]), default="rules",
+              show_default=True,
+              help="Dialogue policy: the rules, the twin model, or rules where sure and the twin "
+                   "elsewhere. The guard holds for all three.")
 def scenarios_cmd(categories: tuple[str, ...], ids: tuple[str, ...], folder: Path | None,
                   llm_url: str | None, llm_model: str | None, json_out: Path | None,
-                  audio: bool) -> None:
+                  audio: bool, policy: str) -> None:
     """Play the scripted patient calls and print pass rates per category."""
     from twin.scenarios import ScenarioError, load_scenarios, summarize
 
@@ -143,11 +157,12 @@ def scenarios_cmd(categories: tuple[str, ...], ids: tuple[str, ...], folder: Pat
         scenarios = [s for s in scenarios if s.id in ids]
     if not scenarios:
         raise click.ClickException("no scenario selected")
-    click.echo(f"{len(scenarios)} scenarios, LLM {llm_url or llm_model or 'embedded default'}")
+    click.echo(f"{len(scenarios)} scenarios, LLM {llm_url or llm_model or 'embedded default'}, "
+               f"policy {policy}")
     started = time.monotonic()
     try:
         results = asyncio.run(_run_all(scenarios, llm_url=llm_url, llm_model=llm_model,
-                                       audio=audio, echo=click.echo))
+                                       audio=audio, echo=click.echo, policy=policy))
     except Exception as exc:
         from twin.models import ModelMissingError
 
@@ -173,7 +188,7 @@ def scenarios_cmd(categories: tuple[str, ...], ids: tuple[str, ...], folder: Pat
             for who, said in r.transcript:
                 click.echo(f"      {who:>9}: {said}")
     if json_out:
-        json_out.write_text(json.dumps({"summary": summarize(text),
+        json_out.write_text(json.dumps({"policy": policy, "summary": summarize(text),
                                         "audio_summary": summarize(audio_results),
                                         "elapsed_s": elapsed,
                                         "results": [r.as_dict() for r in results]},

@@ -69,6 +69,10 @@ class Settings:
         "help": "Practice profile YAML; empty: the demo practice."})
     recordings_dir: str | None = field(default=None, metadata={
         "help": "Where call recordings go; empty: data_dir/recordings."})
+    policy: str = field(default="rules", metadata={
+        "help": "Dialogue policy: rules (the hand-written booking core, then the LLM), model "
+                "(the twin: the LLM in the secretaries' action vocabulary) or hybrid (rules "
+                "where they are sure, the twin elsewhere). The guard holds for all three."})
     llm: LLMSettings = field(default_factory=LLMSettings)
     stt: STTSettings = field(default_factory=STTSettings)
     tts: TTSSettings = field(default_factory=TTSSettings)
@@ -107,6 +111,9 @@ class Settings:
             else:
                 kwargs[key] = _coerce(value, str, f"{where}.{key}", optional=True)
         settings = cls(**kwargs)
+        if settings.policy not in {"rules", "model", "hybrid"}:
+            raise SettingsError(f"{where}.policy: must be 'rules', 'model' or 'hybrid', not "
+                                f"'{settings.policy}'")
         if settings.tts.engine not in {"espeak", "piper"}:
             raise SettingsError(f"{where}.tts.engine: must be 'espeak' or 'piper', not "
                                 f"'{settings.tts.engine}'")

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from voice.agent import CallAgent, Handoff
@@ -35,6 +35,9 @@ class VoiceServices:
     profile: Any  # knowledge.profile.PracticeProfile
     safety: Any = None  # knowledge.safety.SafetyRules
     today: Callable[[], date] = date.today
+    policy: str = "rules"  # the dialogue policy: rules | model | hybrid (voice.policy)
+    twin_llm: ChatLLM | None = None  # the twin policy's model; None: ``llm``
+    now: Callable[[], datetime] | None = None  # the calls' clock; None: the practice's now
 
 
 @dataclass
@@ -61,14 +64,35 @@ def greeting_for(profile: Any) -> str:
 
 def make_agent(services: VoiceServices, *, call_id: str, caller_number: str | None = None
                ) -> tuple[CallAgent, PracticeTools]:
+    """The call's agent: its tools, the guard and the dialogue policy of the settings."""
     from knowledge.prompts import build_system_prompt
+    from voice.actions import SecretaryActions
+    from voice.guard import Guard
+    from voice.model_policy import ModelPolicy
+    from voice.policy import POLICIES, HybridPolicy, RulesPolicy
 
-    tools = PracticeTools(booking=services.booking, profile=services.profile, call_id=call_id,
+    if services.policy not in POLICIES:
+        raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {services.policy!r}")
+    profile = services.profile
+    tools = PracticeTools(booking=services.booking, profile=profile, call_id=call_id,
                           today=services.today, caller_number=caller_number)
+    numbers = (str(profile.practice.phone),)
+    guard = Guard(call_id=call_id, profile=profile, safety=services.safety,
+                  allowed_numbers=numbers)
+    now = services.now or (lambda: datetime.now(profile.practice.tzinfo))
+    actions = SecretaryActions(tools=tools, booking=services.booking, profile=profile,
+                               call_id=call_id, now=now, caller_number=caller_number,
+                               safety=services.safety)
+    policy: Any = RulesPolicy(tools=tools, llm=services.llm)
+    if services.policy != "rules":
+        model = ModelPolicy(llm=services.twin_llm or services.llm, profile=profile, now=now,
+                            actions=actions)
+        policy = model if services.policy == "model" else HybridPolicy(tools=tools, model=model)
     agent = CallAgent(llm=services.llm, tools=tools,
-                      system_prompt=build_system_prompt(services.profile, today=services.today()),
-                      greeting=greeting_for(services.profile), safety=services.safety,
-                      allowed_numbers=(str(services.profile.practice.phone),))
+                      system_prompt=build_system_prompt(profile, today=services.today()),
+                      greeting=greeting_for(profile), safety=services.safety,
+                      allowed_numbers=numbers, policy=policy, guard=guard, actions=actions,
+                      call_id=call_id)
     return agent, tools
 
 
@@ -149,6 +173,9 @@ def call_summary(agent: CallAgent, tools: PracticeTools, outcome: str) -> dict[s
         "safety": sorted({t.safety for t in agent.turns if t.safety != "none"}),
         "follow_up": follow_up,
         "recording_objected": agent.recording_objected,
+        # what the guard refused (turn, action, rule): training signal for the twin
+        "guard_refusals": agent.guard_refusals,
+        "policy": agent.policy.name,
         "turns": len(agent.turns),
     }
 
