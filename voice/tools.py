@@ -199,8 +199,14 @@ class PracticeTools:
                 return await self._book(name=name, birth_date=dob.isoformat())
             if agreed and not st.accepted:
                 st.accepted = True
+                if st.for_child and st.identity is not None and st.parent is None:
+                    st.parent, st.identity = st.identity, None  # who called, not the patient
                 if st.identity is not None:
                     return await self._book(name=st.identity[0], birth_date=st.identity[1].isoformat())
+                if st.for_child:
+                    return ToolResult(content="slot accepted; the child's identity needed",
+                                      say="Très bien. Pouvez-vous me donner le prénom, le nom et "
+                                          "la date de naissance de l'enfant ?")
                 return ToolResult(content="slot accepted; identity needed",
                                   say="Très bien. Pouvez-vous me donner votre prénom, votre nom et "
                                       "votre date de naissance ?")
