@@ -383,6 +383,6 @@ def _progress_bar(total_s: float, calls: int, *, enabled: bool) -> Any:
         from tqdm import tqdm
     except ModuleNotFoundError:  # pragma: no cover - tqdm comes with the transcripts extra
         return None
-    return tqdm(total=round(total_s, 1), unit="s", unit_scale=False, desc=f"{calls} calls",
+    return tqdm(total=total_s, unit="s", unit_scale=False, desc=f"{calls} calls",
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio "
                            "[{elapsed}<{remaining}, {rate_fmt}] {postfix}")
