@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh voice,embedded,dev,postgres,caldav,transcripts,review,training
 .venv/bin/twin models install
+scripts/browser.sh
 if [ -f scripts/services.sh ]; then
   # shellcheck disable=SC1091
   source scripts/services.sh

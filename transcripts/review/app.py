@@ -40,6 +40,7 @@ from transcripts.review.web import (
     LoginRequired,
     kept_text,
     make_templates,
+    read_form,
     redirect,
     render,
 )
@@ -95,6 +96,10 @@ def _install_handlers(app: FastAPI) -> None:
         if request.method in ("GET", "HEAD"):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return redirect("/login?next=" + quote(target, safe=""))
+        try:  # show back what was typed: the form is still unread
+            await read_form(request, csrf=None)
+        except Exception:
+            logger.debug("unreadable form on an unauthenticated post", exc_info=True)
         return _problem(request, 401, "Session expirée",
                         "Vous n'êtes plus connecté(e) : rien n'a été enregistré. Reconnectez-"
                         "vous, puis refaites la modification.", back=False)
@@ -114,12 +119,13 @@ def _install_handlers(app: FastAPI) -> None:
     async def stale(request: Request, exc: StaleEditError) -> Response:
         who = ""
         try:
-            last = await request.app.state.store.list_audit(call_id=exc.call_id, limit=1)
+            store = request.app.state.store
+            last = await store.list_audit(call_id=exc.call_id, limit=1)
             if last:
                 who = f" par {last[0].actor}"
-                if last[0].action == "call.status" and (last[0].after or {}).get(
-                        "status") == "approved":
-                    who += " (il l'a approuvé)"
+            now = await store.get_call(exc.call_id, can_see_pii=False)
+            if now is not None and now.status == "approved":
+                who += ", qui l'a approuvé"
         except Exception:  # the refusal matters more than its details
             logger.exception("audit lookup failed")
         return _problem(request, 409, "Modifié entre-temps",

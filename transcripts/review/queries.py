@@ -18,7 +18,7 @@ from sqlalchemy import String, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from transcripts.models import TrAudit, TrCall, TrPiiSpan, TrTurn, utcnow
+from transcripts.models import TrAudit, TrCall, TrTurn, utcnow
 from transcripts.review.vocab import STATE_STATUSES, STATES, state_of
 from transcripts.types import CallNotFound, StaleEditError
 
@@ -203,14 +203,14 @@ async def split_turn(store: Any, call_id: int, turn_id: int, at: int, *, actor: 
         await _shift_indexes(session, call_id, turn.idx, +1)
         new = TrTurn(call_id=call_id, idx=turn.idx + 1, speaker=turn.speaker, text=right,
                      start_s=cut_s if cut_s is not None else turn.start_s, end_s=turn.end_s,
-                     confidence=turn.confidence, words=None, actions=[])
+                     confidence=turn.confidence, words=None, actions=[], spans=[])
         session.add(new)
         await session.flush()
-        for span in turn.spans:
-            if span.start >= right_start:
-                span.turn_id = new.id
-                span.start -= right_start
-                span.end -= right_start
+        for span in [s for s in turn.spans if s.start >= right_start]:
+            turn.spans.remove(span)
+            span.start -= right_start
+            span.end -= right_start
+            new.spans.append(span)
         before = {"text_chars": len(text), "end_s": turn.end_s}
         turn.text = left
         turn.words = None
@@ -236,9 +236,10 @@ async def merge_with_next(store: Any, call_id: int, turn_id: int, *, actor: str,
         first, second = turns[pos], turns[pos + 1]
         shift = len(first.text) + 1
         for span in list(second.spans):
-            span.turn_id = first.id
+            second.spans.remove(span)
             span.start += shift
             span.end += shift
+            first.spans.append(span)
         await session.flush()
         before = {"turns": [first.id, second.id], "speakers": [first.speaker, second.speaker]}
         first.text = f"{first.text} {second.text}"
@@ -249,9 +250,6 @@ async def merge_with_next(store: Any, call_id: int, turn_id: int, *, actor: str,
         if second.confidence is not None and first.confidence is not None:
             first.confidence = min(first.confidence, second.confidence)
         second_idx = second.idx
-        await session.execute(
-            update(TrPiiSpan).where(TrPiiSpan.turn_id == second.id)
-            .values(turn_id=first.id).execution_options(synchronize_session=False))
         await session.delete(second)
         await session.flush()
         await _shift_indexes(session, call_id, second_idx, -1)
