@@ -16,13 +16,13 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the review extra is not installed")
 
-import httpx  # noqa: E402
+import httpx
 
-from transcripts.review.app import create_app  # noqa: E402
-from transcripts.review.auth import Accounts  # noqa: E402
-from transcripts.review.demo import copy_demo_audio, load_demo  # noqa: E402
-from transcripts.review.settings import ReviewSettings  # noqa: E402
-from transcripts.store import TranscriptStore  # noqa: E402
+from transcripts.review.app import create_app
+from transcripts.review.auth import Accounts
+from transcripts.review.demo import copy_demo_audio, load_demo
+from transcripts.review.settings import ReviewSettings
+from transcripts.store import TranscriptStore
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
