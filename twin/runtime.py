@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -33,6 +34,29 @@ def _stt_dir(settings: Settings) -> Path:
     if candidate.is_dir():
         return candidate
     return models.require(settings.stt.model)
+
+
+PACE_SENTENCE = ("Bonjour, je voudrais prendre un rendez-vous avec le docteur jeudi "
+                 "après-midi, si possible après seize heures.")
+
+
+def stt_workers(configured: int, cores: int | None = None) -> int:
+    """Parallel transcriptions: as configured, else one per two cores (at least one)."""
+    return configured if configured > 0 else max(1, (cores or os.cpu_count() or 1) // 2)
+
+
+def measure_stt_pace(whisper: Any, tts: Any) -> float:
+    """Transcribe one spoken sentence (synthesised here, at phone rate) and return the
+    decode time: what one utterance costs on this machine right now. It also primes
+    ``whisper.decode_s``, which later transcriptions keep up to date."""
+    import numpy as np
+
+    from telephony.audio import resample
+
+    samples = np.asarray(tts.synthesize(PACE_SENTENCE), dtype=np.int16)
+    pcm = resample(samples.tobytes(), int(tts.sample_rate), 8000)
+    result = whisper.transcribe(pcm, 8000)
+    return float(whisper.decode_s if whisper.decode_s is not None else result.elapsed_s)
 
 
 def _initial_prompt(profile: Any) -> str:
@@ -84,12 +108,15 @@ async def voice_runtime(settings: Settings, *, seed_demo: bool = False, audio: b
         if stt_dir is not None:
             whisper = WhisperEngine(model_dir=stt_dir, language=settings.stt.language,
                                     beam_size=settings.stt.beam_size,
-                                    initial_prompt=_initial_prompt(profile))
+                                    initial_prompt=_initial_prompt(profile),
+                                    workers=stt_workers(settings.stt.workers))
             if settings.tts.engine == "piper":
                 tts = PiperTTS(model_path=Path(str(settings.tts.piper_model)))
             else:
                 tts = ESpeakTTS(language=settings.tts.language, rate_wpm=settings.tts.rate_wpm)
             await asyncio.gather(asyncio.to_thread(whisper.load), asyncio.to_thread(tts.load))
+            pace = await asyncio.to_thread(measure_stt_pace, whisper, tts)
+            note(f"speech recognition: {pace:.2f} s per utterance, {whisper.workers} at once")
         await db.create_schema()
         if seed_demo:  # twin demo: the demo practice's fictional patients too
             from records.seed import seed_demo as seed

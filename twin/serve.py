@@ -4,9 +4,13 @@ Also serves ``GET /health`` (JSON; 200 while calls can be taken, 503 otherwise) 
 ``GET /metrics`` (Prometheus text: calls in progress, calls by outcome, handoffs by
 reason, per-stage latency histograms, errors, AMI link state).
 
-If the assistant cannot start (LLM server down, model missing), the server still
-answers every call by handing it to the secretaries: the practice never gets a
-dead line, and ``/health`` says ``degraded`` with the reason.
+The AudioSocket server listens from the first second, before the models load and
+the LLM warms up (minutes on a busy machine): until the assistant is ready, and
+whenever as many calls are in progress as it can answer at its measured pace
+(:mod:`twin.admission`), a call is handed to the secretaries at once and
+``/health`` says ``degraded``. If the assistant cannot start at all (LLM server
+down, model missing), every call goes to the secretaries: the practice never gets
+a dead line.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import inspect
 import json
 import logging
 import signal
@@ -24,9 +29,10 @@ from typing import Any
 
 import click
 
+from twin.admission import AdmissionGate, capacity_for
 from twin.serve_config import ServeConfig, ServeConfigError, load_serve_config
 
-__all__ = ["HealthServer", "ServeMetrics", "ServeState", "run_serve", "serve"]
+__all__ = ["HealthServer", "ServeMetrics", "ServeState", "run_serve", "serve", "voice_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +188,8 @@ class ServeState:
     ami: Any = None  # telephony.ami.AmiClient | None
     health: HealthServer | None = None
     degraded: list[str] = field(default_factory=list)
+    gate: AdmissionGate | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)  # the assistant answers calls
 
     def status(self) -> dict[str, Any]:
         listening = self.server is not None and self.server.port > 0
@@ -190,16 +198,27 @@ class ServeState:
             ami = "connected" if self.ami.connected else "disconnected"
             self.metrics.ami_connected.set(1 if self.ami.connected else 0)
         problems = list(self.degraded)
+        if self.gate is not None:
+            problems += self.gate.problems()
         if ami == "disconnected":
             problems.append(f"AMI not connected ({self.ami.last_error or 'connecting'})")
         return {
             "status": "down" if not listening else ("degraded" if problems else "ok"),
+            "ready": self.ready.is_set(),
             "audiosocket_port": self.server.port if self.server is not None else None,
             "active_calls": self.server.active_calls if self.server is not None else 0,
+            "capacity": self.gate.capacity() if self.gate is not None else None,
             "max_calls": self.config.audiosocket.max_calls,
             "ami": ami,
             "problems": problems,
         }
+
+
+def _redacted(url: str) -> str:
+    """A database URL without its password."""
+    import re
+
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
 def _import_factory(spec: str) -> Callable[[ServeConfig], Any]:
@@ -214,15 +233,33 @@ def _import_factory(spec: str) -> Callable[[ServeConfig], Any]:
     return factory  # type: ignore[no-any-return]
 
 
+def voice_settings(config: ServeConfig, env: dict[str, str] | None = None) -> Any:
+    """The assistant's :class:`twin.settings.Settings`: ``[voice]``/``[llm]``/``[database]``
+    of the serve file, then the ``TWIN_*`` environment (``TWIN_DATABASE_URL`` from
+    compose.yaml, ``TWIN_LLM_URL``...), exactly as every other ``twin`` command reads them."""
+    from twin.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_dict(config.voice_settings_dict(), where=config.source)
+    except SettingsError as exc:
+        raise ServeConfigError(str(exc)) from exc
+    return settings.with_env(env)
+
+
 async def run_serve(config: ServeConfig, *, stop: asyncio.Event | None = None,
-                    on_ready: Callable[[ServeState], None] | None = None) -> None:
-    """Run until ``stop`` is set (or SIGINT/SIGTERM when run from the CLI)."""
+                    on_ready: Callable[[ServeState], None] | None = None,
+                    on_listening: Callable[[ServeState], None] | None = None) -> None:
+    """Run until ``stop`` is set (or SIGINT/SIGTERM when run from the CLI).
+
+    ``on_listening`` is called once AudioSocket, AMI and health are up (calls are then
+    handed to the secretaries), ``on_ready`` once the assistant answers them."""
     from telephony.ami import AmiClient, AmiConfig
-    from telephony.control import AmiCallControl, HandoffOnlyHandler, RedirectTarget
+    from telephony.control import AmiCallControl, RedirectTarget
     from telephony.server import AudioSocketServer
 
     stop = stop or asyncio.Event()
     state = ServeState(config=config, metrics=ServeMetrics())
+    settings = voice_settings(config) if config.audiosocket.handler == "voice" else None
     control = None
     if config.ami.enabled:
         a = config.ami
@@ -236,18 +273,14 @@ async def run_serve(config: ServeConfig, *, stop: asyncio.Event | None = None,
         control = AmiCallControl(ami=state.ami, redirect=redirect)
 
     async with contextlib.AsyncExitStack() as stack:
-        handler: Any
-        if config.audiosocket.handler == "voice":
-            handler = await _voice_handler(config, state, stack)
-        else:
-            handler = _import_factory(config.audiosocket.handler)(config)
-        if handler is None:
-            if not state.degraded:
-                state.degraded.append("no call handler: every call is handed to a human")
-            handler = HandoffOnlyHandler(reason="bot_failure", summary="assistant unavailable")
+        # The assistant's resources close last: calls still in progress at shutdown are
+        # handed off (server.stop) while the LLM and the database are still there.
+        runtime = contextlib.AsyncExitStack()
+        stack.push_async_callback(runtime.aclose)
+        state.gate = AdmissionGate(max_calls=config.audiosocket.max_calls)
         rec_dir = config.audiosocket.recordings_dir
         state.server = AudioSocketServer(
-            host=config.audiosocket.host, port=config.audiosocket.port, handler=handler,
+            host=config.audiosocket.host, port=config.audiosocket.port, handler=state.gate,
             max_calls=config.audiosocket.max_calls,
             uuid_timeout_s=config.audiosocket.uuid_timeout_s,
             recordings_dir=Path(rec_dir) if rec_dir else None, control=control,
@@ -262,37 +295,81 @@ async def run_serve(config: ServeConfig, *, stop: asyncio.Event | None = None,
                                         status=state.status, metrics=state.metrics.render)
             await state.health.start()
             stack.push_async_callback(state.health.stop)
-        logger.info("twin serve: AudioSocket on %s:%d, AMI %s, health on %s", config.audiosocket.host,
-                    state.server.port, "on" if state.ami else "off",
+        logger.info("twin serve: AudioSocket on %s:%d, AMI %s, health on %s; starting the "
+                    "assistant", config.audiosocket.host, state.server.port,
+                    "on" if state.ami else "off",
                     f"{config.metrics.host}:{state.health.port}" if state.health else "off")
-        if on_ready is not None:
-            on_ready(state)
-        await stop.wait()
+        if on_listening is not None:
+            on_listening(state)
+        starting = asyncio.create_task(_start_assistant(config, settings, state, runtime))
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not starting.done():  # stopped while warming up
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+        if starting.done() and not starting.cancelled():
+            starting.result()  # a configuration error surfaces here
+            state.ready.set()
+            logger.info("twin serve: assistant ready (capacity %d calls)", state.gate.capacity())
+            if on_ready is not None:
+                on_ready(state)
+            await stop.wait()
         logger.info("twin serve: stopping (%d calls in progress)", state.server.active_calls)
 
 
-async def _voice_handler(config: ServeConfig, state: ServeState,
-                         stack: contextlib.AsyncExitStack) -> Any:
-    """The assistant's handler, or None (logged, health degraded) if it cannot start."""
+async def _start_assistant(config: ServeConfig, settings: Any, state: ServeState,
+                           runtime: contextlib.AsyncExitStack) -> None:
+    """Load the assistant and open the gate to it (or to the secretaries if it fails)."""
+    from telephony.control import HandoffOnlyHandler
+
+    assert state.gate is not None
+    handler: Any
+    capacity: Callable[[], int] | None = None
+    if config.audiosocket.handler == "voice":
+        handler, capacity = await _voice_handler(settings, state, runtime)
+    else:
+        handler = _import_factory(config.audiosocket.handler)(config)
+        if inspect.isawaitable(handler):  # a factory that needs time to start
+            handler = await handler
+    if config.audiosocket.capacity:
+        fixed = config.audiosocket.capacity
+        capacity = lambda: fixed  # noqa: E731
+    if handler is None:
+        if not state.degraded:
+            state.degraded.append("no call handler: every call is handed to a human")
+        handler = HandoffOnlyHandler(reason="bot_failure", summary="Assistant indisponible")
+    state.gate.set_handler(handler, capacity=capacity)
+
+
+async def _voice_handler(settings: Any, state: ServeState, runtime: contextlib.AsyncExitStack
+                         ) -> tuple[Any, Callable[[], int] | None]:
+    """The assistant's handler and its capacity, or None (logged, health degraded)."""
     try:
         from twin.runtime import voice_runtime
-        from twin.settings import Settings, SettingsError
         from voice.call import build_call_handler
     except ImportError as exc:
         state.degraded.append(f"voice package unavailable: {exc}")
         logger.error("voice pipeline unavailable (%s); every call goes to the secretaries", exc)
-        return None
+        return None, None
     try:
-        settings = Settings.from_dict(config.voice_settings_dict(), where=config.source)
-    except SettingsError as exc:
-        raise ServeConfigError(str(exc)) from exc
-    try:
-        services = await stack.enter_async_context(voice_runtime(settings))
+        services = await runtime.enter_async_context(voice_runtime(settings))
     except Exception as exc:
         state.degraded.append(f"assistant unavailable: {type(exc).__name__}: {exc}")
         logger.exception("the assistant could not start; every call goes to the secretaries")
-        return None
-    return build_call_handler(services, on_report=state.metrics.observe_report)
+        return None, None
+    whisper = services.whisper
+
+    def capacity() -> int:  # follows the recogniser's measured pace
+        decode_s = getattr(whisper, "decode_s", None)
+        if not decode_s:
+            return state.config.audiosocket.max_calls
+        return capacity_for(decode_s=decode_s, workers=getattr(whisper, "workers", 1))
+
+    return build_call_handler(services, on_report=state.metrics.observe_report), capacity
 
 
 @click.command("serve")
@@ -314,19 +391,21 @@ def serve(config_path: Path | None, check: bool) -> None:
                 raise click.ClickException(str(exc)) from exc
             click.echo(f"warning: {exc} (needed at run time)", err=True)
     if check:
+        database = ""
         if config.audiosocket.handler == "voice":
-            from twin.settings import Settings, SettingsError
-
             try:
-                Settings.from_dict(config.voice_settings_dict(), where=config.source)
-            except SettingsError as exc:
+                settings = voice_settings(config)
+            except ServeConfigError as exc:
                 raise click.ClickException(str(exc)) from exc
+            database = f", database {_redacted(settings.db_url)}"
         a = config.audiosocket
         ami = f"{config.ami.host}:{config.ami.port}" if config.ami.enabled else "off"
         met = (f"{config.metrics.host}:{config.metrics.port}" if config.metrics.enabled
                else "off")
+        cap = str(a.capacity) if a.capacity else "measured at start-up"
         click.echo(f"{config.source}: OK — AudioSocket {a.host}:{a.port} (max {a.max_calls} "
-                   f"calls), AMI {ami}, handoff {config.handoff.mode}, metrics {met}")
+                   f"calls, assistant capacity {cap}), AMI {ami}, handoff "
+                   f"{config.handoff.mode}, metrics {met}{database}")
         return
 
     async def main() -> None:
@@ -336,13 +415,20 @@ def serve(config_path: Path | None, check: bool) -> None:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
 
-        def ready(state: ServeState) -> None:
+        def listening(state: ServeState) -> None:
             click.echo(f"twin serve: AudioSocket listening on {config.audiosocket.host}:"
                        f"{state.server.port}"
                        + (f", health http://{config.metrics.host}:{state.health.port}/health"
-                          if state.health else ""), err=True)
+                          if state.health else "")
+                       + "; the assistant is starting (calls go to the secretaries meanwhile)",
+                       err=True)
 
-        await run_serve(config, stop=stop, on_ready=ready)
+        def ready(state: ServeState) -> None:
+            cap = state.gate.capacity() if state.gate is not None else 0
+            click.echo(f"twin serve: assistant ready, answering up to {cap} calls at once",
+                       err=True)
+
+        await run_serve(config, stop=stop, on_ready=ready, on_listening=listening)
 
     try:
         asyncio.run(main())

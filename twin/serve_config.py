@@ -51,7 +51,12 @@ class AudioSocketSection:
     host: str = field(default="0.0.0.0", metadata={"help": "Listen address for Asterisk."})
     port: int = field(default=9092, metadata={"help": "AudioSocket TCP port."})
     max_calls: int = field(default=32, metadata={
-        "help": "Simultaneous calls; beyond, Asterisk gets an error and the dialplan queues."})
+        "help": "Simultaneous connections; beyond, Asterisk gets an error and the dialplan "
+                "queues."})
+    capacity: int = field(default=0, metadata={
+        "help": "Calls the assistant answers at once; 0: computed at start-up from the "
+                "measured speech-recognition pace on this machine (and kept up to date). A "
+                "call beyond it is handed to the secretaries at once (over_capacity)."})
     uuid_timeout_s: float = field(default=5.0, metadata={
         "help": "A connection that sends no UUID frame within this is dropped."})
     recordings_dir: str | None = field(default=None, metadata={
@@ -162,6 +167,8 @@ class ServeConfig:
                 raise ServeConfigError(f"{s}: [{name}].port: {port} is not a TCP port (0-65535)")
         if self.audiosocket.max_calls < 1:
             raise ServeConfigError(f"{s}: [audiosocket].max_calls must be at least 1")
+        if self.audiosocket.capacity < 0:
+            raise ServeConfigError(f"{s}: [audiosocket].capacity must be 0 (auto) or more")
         if self.audiosocket.uuid_timeout_s <= 0:
             raise ServeConfigError(f"{s}: [audiosocket].uuid_timeout_s must be positive")
         h = self.audiosocket.handler

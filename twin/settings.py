@@ -48,6 +48,9 @@ class STTSettings:
                                                                   "path to a CTranslate2 model folder."})
     language: str = field(default="fr", metadata={"help": "Forced transcription language."})
     beam_size: int = field(default=5, metadata={"help": "Beam size (1 is faster, 5 is more accurate)."})
+    workers: int = field(default=0, metadata={
+        "help": "Transcriptions run at once (the cores are split between them); 0: one per "
+                "two cores. twin serve admits calls by the measured pace of these."})
 
 
 @dataclass
@@ -137,14 +140,19 @@ class Settings:
             if not isinstance(data, dict):
                 raise SettingsError(f"{path}: the top level must be a mapping")
         settings = cls.from_dict(data, where=str(path) if path else "settings")
+        return settings.with_env(env)
+
+    def with_env(self, env: dict[str, str] | None = None) -> Settings:
+        """Apply ``TWIN_LLM_URL``, ``TWIN_LLM_MODEL`` and ``TWIN_DATABASE_URL`` (they win
+        over the file); ``env`` defaults to the process environment."""
         env = dict(os.environ) if env is None else env
         if env.get("TWIN_LLM_URL"):
-            settings.llm.base_url = env["TWIN_LLM_URL"]
+            self.llm.base_url = env["TWIN_LLM_URL"]
         if env.get("TWIN_LLM_MODEL"):
-            settings.llm.model = env["TWIN_LLM_MODEL"]
+            self.llm.model = env["TWIN_LLM_MODEL"]
         if env.get("TWIN_DATABASE_URL"):
-            settings.database_url = env["TWIN_DATABASE_URL"]
-        return settings
+            self.database_url = env["TWIN_DATABASE_URL"]
+        return self
 
 
 def _coerce(value: Any, typ: type, where: str, *, optional: bool = False) -> Any:

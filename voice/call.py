@@ -137,6 +137,12 @@ def build_call_handler(services: VoiceServices, *,
             report.handoff = Handoff(reason="bot_failure", summary=str(exc)[:200])
             await _safe(session.handoff(reason="bot_failure", summary=str(exc)[:200]))
         finally:
+            # The session handed the call off itself (service stopping, caller silent...):
+            # that is the outcome stored, with its reason - not "caller_hangup".
+            req = getattr(session, "handoff_request", None)
+            if report.handoff is None and req is not None:
+                report.handoff = Handoff(reason=req.reason, summary=req.summary)
+                outcome_label = "handoff"
             if agent.recording_objected:
                 _forget_recording(session, report)
             report.ended = time.time()

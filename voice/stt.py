@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from knowledge.privacy import redacted
+
 __all__ = ["Transcript", "WhisperEngine", "WhisperSTT"]
 
 logger = logging.getLogger(__name__)
@@ -51,7 +53,7 @@ class WhisperEngine:
 
     def __init__(self, *, model_dir: Path, language: str = "fr", beam_size: int = 1,
                  cpu_threads: int = 0, initial_prompt: str | None = None,
-                 no_speech_threshold: float = 0.6) -> None:
+                 no_speech_threshold: float = 0.6, workers: int = 1) -> None:
         self.model_dir = model_dir
         self.language = language
         self.beam_size = beam_size
@@ -59,7 +61,11 @@ class WhisperEngine:
         self.no_speech_threshold = no_speech_threshold
         self._cpu_threads = cpu_threads
         self._model: Any = None
-        self._lock = threading.Lock()
+        # ``workers`` decodes run at once (CTranslate2 num_workers, the cores split between
+        # them); more calls wait for a free one. ``twin serve`` admits calls by this pace.
+        self.workers = max(1, workers)
+        self._slots = threading.BoundedSemaphore(self.workers)
+        self.decode_s: float | None = None  # recent decode time (moving average), seconds
 
     def load(self) -> None:
         if self._model is not None:
@@ -68,9 +74,10 @@ class WhisperEngine:
             from faster_whisper import WhisperModel
         except ModuleNotFoundError as exc:  # pragma: no cover
             raise RuntimeError("faster-whisper is not installed: pip install -e '.[voice]'") from exc
-        threads = self._cpu_threads or (os.cpu_count() or 1)
+        threads = max(1, (self._cpu_threads or (os.cpu_count() or 1)) // self.workers)
         self._model = WhisperModel(str(self.model_dir), device="cpu", compute_type="int8",
-                                   cpu_threads=threads, local_files_only=True)
+                                   cpu_threads=threads, num_workers=self.workers,
+                                   local_files_only=True)
         logger.info("Whisper loaded from %s", self.model_dir)
 
     def transcribe(self, pcm: bytes, sample_rate: int) -> Transcript:
@@ -82,12 +89,15 @@ class WhisperEngine:
             import soxr
 
             audio = soxr.resample(audio, sample_rate, WHISPER_RATE)
-        with self._lock:  # one decode at a time: 2 cores are better used by one than by two
+        with self._slots:  # 2 cores are better used by one decode than by two
+            t = time.monotonic()
             segments, info = self._model.transcribe(
                 audio, language=self.language, beam_size=self.beam_size,
                 initial_prompt=self.initial_prompt, condition_on_previous_text=False,
                 vad_filter=False)
             segments = list(segments)
+            took = time.monotonic() - t
+            self.decode_s = took if self.decode_s is None else 0.7 * self.decode_s + 0.3 * took
         kept = [s for s in segments if s.no_speech_prob < self.no_speech_threshold or s.avg_logprob > -0.8]
         text = " ".join(s.text.strip() for s in kept).strip()
         nsp = max((s.no_speech_prob for s in segments), default=1.0)
@@ -155,7 +165,8 @@ class WhisperSTT(SegmentedSTTService):
             self._completed += 1
             await self.stop_processing_metrics()
         self.last = result
-        logger.info("STT %.2fs for %.1fs audio: %r", result.elapsed_s, result.audio_s, result.text)
+        logger.info("STT %.2fs for %.1fs audio: %s", result.elapsed_s, result.audio_s,
+                    redacted(result.text))
         if result.text:
             frame = TranscriptionFrame(text=result.text, user_id="caller",
                                        timestamp=time_now_iso8601(), result=result)

@@ -27,3 +27,12 @@ def echo(config: Any) -> Any:
 def unavailable(config: Any) -> None:
     """No assistant: every call is handed to the secretaries."""
     return None
+
+
+START: dict[str, Any] = {}  # tests put an asyncio.Event under "go" before starting
+
+
+async def slow_start(config: Any) -> Any:
+    """The echo assistant, ready only once the test sets ``START["go"]`` (a warm-up)."""
+    await START["go"].wait()
+    return echo(config)
