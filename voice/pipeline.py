@@ -264,6 +264,8 @@ class _AgentProcessor(FrameProcessor):
             self._agent.handoff = Handoff(reason="caller_request", summary="touche 0 (secrétariat)")
             self._on_text("assistant", say)
             await self._cancel()
+            # the key cuts what is still queued (TTS, output, the session), like barge-in
+            await self.broadcast_interruption()
             await self._speak([say])
             await self._on_agent_done()
 
