@@ -1,9 +1,12 @@
-"""DTMF 0 cuts the speech already queued (issue 8, item 7), on a real socket.
+"""How a real call with the assistant ends (issue 8, items 7 and 8), on a real socket.
+
+* DTMF 0 cuts the speech already queued;
+* a call handed off by the server stopping is stored as a handoff with its reason.
 
 The real per-call pipeline (Silero VAD, eSpeak NG, the call agent with the demo
-practice on a real SQLite agenda) answers a raw AudioSocket caller; the caller
-presses 0 early in the greeting. What the caller hears after the key must be the
-handoff sentence only, not the rest of the greeting first. The LLM is a scripted
+practice on a real SQLite agenda) answers a raw AudioSocket caller. In the first
+test the caller presses 0 early in the greeting: what the caller hears after the
+key must be the handoff sentence only, not the rest of the greeting first. The LLM is a scripted
 double (never reached here); Whisper is never asked (the caller says nothing).
 """
 
@@ -103,3 +106,52 @@ async def test_dtmf_0_cuts_the_greeting_and_hands_off(tmp_path: Path) -> None:
     assert heard_after > handoff_ms / 2, "the handoff sentence was not spoken"
     # the rest of the greeting (seconds of it) must not be played before the handoff
     assert heard_after < handoff_ms + 1000, (heard_after, handoff_ms, greeting_ms)
+
+
+async def test_a_call_handed_off_by_a_shutdown_is_stored_as_a_handoff(tmp_path: Path) -> None:
+    """``twin serve`` stopping mid-call hands the caller to a human (service_shutdown):
+    the agenda's call row says so, not ``caller_hangup`` with no reason."""
+    from sqlalchemy import select
+
+    from knowledge.safety import SafetyRules
+    from records.models import Call
+    from voice.call import VoiceServices, build_call_handler
+    from voice.stt import WhisperEngine
+    from voice.tts import ESpeakTTS
+
+    profile = load_profile(default_profile_path())
+    db = Database(url=f"sqlite+aiosqlite:///{tmp_path / 'agenda.db'}")
+    await db.create_schema()
+    await seed_demo(db, profile_path=default_profile_path(), today=TODAY)
+    tts = ESpeakTTS(language="fr")
+    await asyncio.to_thread(tts.load)
+    services = VoiceServices(
+        llm=ScriptedLLM(), whisper=WhisperEngine(model_dir=Path("whisper-base")), tts_engine=tts,
+        booking=BookingService(db=db, now=lambda: datetime(2026, 11, 30, 10, 0).astimezone()),
+        profile=profile, safety=SafetyRules.load(), today=lambda: TODAY)
+    reports: list[object] = []
+    server = AudioSocketServer(host="127.0.0.1", port=0,
+                               handler=build_call_handler(services, on_report=reports.append))
+    await server.start()
+    call_id = "9a1f3c0e-2b4d-4e6f-8a0b-1c2d3e4f5a6b"
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(encode(Frame.for_uuid(call_id)))
+    heard = bytearray()
+    try:
+        while _speech_ms(bytes(heard)) < 300:  # the assistant is greeting the caller
+            writer.write(encode(Frame(audio_kind_for(8000), bytes(320))))
+            await writer.drain()
+            f = await asyncio.wait_for(read_frame(reader), 60)
+            assert f is not None and f.is_audio
+            heard.extend(f.payload)
+        await server.stop()  # SIGTERM mid-call
+        for _ in range(600):
+            if reports:
+                break
+            await asyncio.sleep(0.05)
+        async with db.session() as s:
+            row = (await s.scalars(select(Call).where(Call.id == call_id))).one()
+    finally:
+        writer.close()
+        await db.dispose()
+    assert (row.outcome, row.handoff_reason) == ("handoff", "service_shutdown")
