@@ -201,6 +201,7 @@ class CallSession:
         self._hangup_delivered = False
         self._write_lock = asyncio.Lock()
         self._leg_ended = False  # the hangup frame is written: nothing may follow it
+        self._bot_spoke = False  # any bot audio queued: its end needs a tail of silence
         self._fill_clock = 0.0  # caller audio (real or filled) delivered up to this time
         self._last_audio = 0.0  # when the caller's last real audio frame arrived
 
@@ -405,6 +406,7 @@ class CallSession:
         if self.closed or not pcm:
             return
         self._out += pcm[: len(pcm) // 2 * 2]
+        self._bot_spoke = True
         self._drained.clear()
         while not self.closed and self.queued_ms() >= self._opt.backpressure_ms:
             self._progress.clear()
@@ -479,7 +481,7 @@ class CallSession:
     async def _play_out(self) -> None:
         """Until the queued bot audio and a tail of silence have been written (paced at
         real time by the writer), the call ended, or ``end_play_timeout_s``."""
-        if self.closed or self._hangup_sent or not self._tasks:
+        if self.closed or self._hangup_sent or not self._tasks or not self._bot_spoke:
             return
         try:
             async with asyncio.timeout(self._opt.end_play_timeout_s):
