@@ -24,6 +24,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from knowledge.privacy import redacted
+
 __all__ = [
     "CATEGORIES",
     "HANDOFF_CATEGORIES",
@@ -326,10 +328,11 @@ class SafetyRules:
 
     def _log(self, verdict: SafetyVerdict) -> SafetyVerdict:
         if verdict.is_red_flag:
-            logger.warning("red flag %s (%s): %r", verdict.rule_id, verdict.category,
-                           verdict.matched)
+            logger.warning("red flag %s (%s): %s", verdict.rule_id, verdict.category,
+                           redacted(verdict.matched))
         elif verdict.category != "none":
-            logger.info("safety %s (%s): %r", verdict.category, verdict.rule_id, verdict.matched)
+            logger.info("safety %s (%s): %s", verdict.category, verdict.rule_id,
+                        redacted(verdict.matched))
         return verdict
 
     def _assess_text(self, text: str, *, red_flags_only: bool = False) -> SafetyVerdict:

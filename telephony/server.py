@@ -293,8 +293,8 @@ class AudioSocketServer:
         if found:
             session.channel, number = found
             session.caller_number = number or None
-            logger.info("call %s: channel %s, caller %s", session.call_id, session.channel,
-                        session.caller_number)
+            logger.info("call %s: channel %s, caller number %s", session.call_id,
+                        session.channel, "known" if session.caller_number else "unknown")
 
     async def _run_handler(self, session: CallSession) -> BaseException | None:
         task = asyncio.create_task(self._handler(session), name=f"call-{session.call_id}")

@@ -227,6 +227,20 @@ class CallSession:
             asyncio.create_task(self._write_loop(), name=f"audiosocket-write-{self.call_id}"),
         ]
 
+    def stop_recording(self) -> bool:
+        """The caller objected to being recorded: stop now and delete what was written
+        (idempotent). True if a recording was deleted."""
+        rec, path = self._recorder, self.recording_path
+        self._recorder, self.recording_path = None, None
+        if rec is not None and not rec.closed:
+            with contextlib.suppress(OSError):
+                rec.close()
+        if path is None:
+            return False
+        Path(path).unlink(missing_ok=True)
+        logger.info("call %s: recording stopped and deleted at the caller's request", self.call_id)
+        return True
+
     async def close(self) -> None:
         """Stop everything, finalise the recording, close the socket (idempotent)."""
         self._mark_closed("closed")

@@ -86,7 +86,14 @@ def test_fixture_wavs_named_by_scenarios_exist() -> None:
     ("scenarios: []", "non-empty 'scenarios'"),
     ("scenarios: [{id: a, category: gossip, turns: [x], expect: {db: no_change}}]", "category"),
     ("scenarios: [{id: a, category: booking, turns: [x], expect: {db: maybe}}]", "outcome"),
-    ("scenarios: [{id: a, category: booking, turns: [], expect: {db: booked}}]", "turn"),
+    ("scenarios: [{id: a, category: booking, expect: {db: booked}}]", "turns"),
+    ("scenarios: [{id: a, category: booking, turns: [x], expect: {db: booked},"
+     " fixture: {profile: nowhere.yaml}}]", "not found"),
+    ("scenarios: [{id: a, category: booking, turns: [x], expect: {db: booked},"
+     " fixture: {now: tomorrow}}]", "fixture.now"),
+    ("scenarios: [{id: a, category: booking, turns: [x], expect: {db: booked},"
+     " fixture: {appointments: [{patient: X Y, practitioner: p, type: t, start: 2026-12-01}]}}]",
+     "not a fixture patient"),
     ("scenarios: [{id: a, category: booking, turns: [x], expect: {db: booked, tools: [fly]}}]",
      "unknown tool"),
     ("scenarios: [{id: a, category: booking, turns: [x], expect: {db: booked, say: ['(']}}]",
@@ -358,3 +365,48 @@ async def test_audio_level_scenarios_through_the_real_pipeline() -> None:
     assert by_id["emergency-chest-pain"].passed, by_id["emergency-chest-pain"].failures
     assert by_id["emergency-chest-pain"].diff.empty
     assert sum(r.passed for r in results) >= 2, [(r.id, r.failures) for r in results]
+
+
+# -- a practice's own scenarios, with their fixture ------------------------------------------
+
+PRACTICE_SUITE = Path(__file__).resolve().parents[1] / "evals" / "practices" / "vieux-port.yaml"
+
+
+async def test_a_practice_suite_runs_on_its_own_fixture(tmp_path: Path) -> None:
+    """Another practice's profile, patients, appointments, caller numbers and clock, all from
+    the scenario file; every turn is handled by the rules (the LLM double is never asked)."""
+    llm = ScriptedLLM()
+    scenarios = load_scenarios(PRACTICE_SUITE)
+    assert {s.fixture.profile.name for s in scenarios if s.fixture} == {
+        "centre-du-vieux-port.yaml"}
+    results = await run_suite(scenarios, llm=llm)
+    assert [(r.id, r.failures) for r in results if not r.passed] == []
+    assert llm.requests == []
+    by_id = {r.id: r for r in results}
+    assert by_id["vp-silent-call"].transcript[0][1].startswith("Centre de santé du Vieux-Port")
+    assert [w for w, _t in by_id["vp-silent-call"].transcript] == ["assistant"]
+    assert by_id["vp-book-vasseur-thursday"].diff.patients_created == ["Awa N'Diaye"]
+
+
+async def test_the_fixture_clock_and_number_decide_the_outcome() -> None:
+    """The same scenarios with another clock or caller number fail: the fixture is used."""
+    from dataclasses import replace
+
+    by_id = {s.id: s for s in load_scenarios(PRACTICE_SUITE)}
+    evening = by_id["vp-evening-call-says-closed"]
+    morning = replace(evening, fixture=replace(evening.fixture,
+                                               now=datetime(2026, 11, 30, 10, 0)))
+    result = await run_scenario(morning, llm=ScriptedLLM())
+    assert not result.passed and any("rouvre demain" in f for f in result.failures)
+    same = by_id["vp-cancel-from-the-number-on-file"]
+    other = replace(same, fixture=replace(same.fixture, caller_number="07 00 00 00 01"))
+    result = await run_scenario(other, llm=ScriptedLLM())
+    assert not result.passed and result.diff.cancelled == []
+
+
+def test_a_scenario_fixture_overrides_the_files_key_by_key() -> None:
+    by_id = {s.id: s for s in load_scenarios(PRACTICE_SUITE)}
+    own = by_id["vp-evening-call-says-closed"].fixture
+    assert own is not None and own.now == datetime(2026, 11, 30, 18, 45)
+    assert [p.name for p in own.patients] == ["Yann Le Goff", "Malo Le Goff"]
+    assert by_id["vp-silent-call"].turns == ()

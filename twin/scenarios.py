@@ -39,6 +39,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from twin.scenario_fixture import ScenarioFixture, parse_fixture, seed_fixture
+
 __all__ = [
     "CATEGORIES",
     "DB_OUTCOMES",
@@ -113,6 +115,7 @@ class Scenario:
     description: str = ""
     wavs: tuple[str, ...] = ()
     source: str = ""
+    fixture: ScenarioFixture | None = None  # its own practice, patients, clock (or the file's)
 
     @property
     def emergency(self) -> bool:
@@ -228,10 +231,11 @@ def _expect(raw: Any, where: str) -> Expect:
                   forbidden_tools=forbidden, say=patterns["say"], not_say=patterns["not_say"])
 
 
-def _scenario(raw: Any, where: str) -> Scenario:
+def _scenario(raw: Any, where: str, *, base_dir: Path | None = None,
+              file_fixture: ScenarioFixture | None = None) -> Scenario:
     if not isinstance(raw, dict):
         raise ScenarioError(f"{where}: a scenario must be a mapping")
-    unknown = set(raw) - {"id", "category", "description", "turns", "wavs", "expect"}
+    unknown = set(raw) - {"id", "category", "description", "turns", "wavs", "expect", "fixture"}
     if unknown:
         raise ScenarioError(f"{where}: unknown keys {sorted(unknown)}")
     sid = raw.get("id")
@@ -241,12 +245,18 @@ def _scenario(raw: Any, where: str) -> Scenario:
     category = raw.get("category")
     if category not in CATEGORIES:
         raise ScenarioError(f"{where}: category {category!r} is not one of {CATEGORIES}")
+    if not isinstance(raw.get("turns"), list):  # [] is a silent call: the caller says nothing
+        raise ScenarioError(f"{where}: 'turns' must be a list of patient turns (may be empty)")
     turns = _strs(raw.get("turns"), f"{where}.turns")
-    if not turns:
-        raise ScenarioError(f"{where}: at least one patient turn is needed")
     wavs = _strs(raw.get("wavs"), f"{where}.wavs")
+    fixture = file_fixture
+    if raw.get("fixture") is not None:
+        own = parse_fixture(raw["fixture"], where, base_dir=base_dir or Path.cwd(),
+                            error=ScenarioError)
+        fixture = own.over(file_fixture)
     return Scenario(id=sid, category=category, turns=turns, expect=_expect(raw.get("expect"), where),
-                    description=str(raw.get("description") or ""), wavs=wavs, source=where)
+                    description=str(raw.get("description") or ""), wavs=wavs, source=where,
+                    fixture=fixture)
 
 
 def load_scenarios(paths: Path | Iterable[Path] | None = None, *,
@@ -274,8 +284,14 @@ def load_scenarios(paths: Path | Iterable[Path] | None = None, *,
         items = data.get("scenarios") if isinstance(data, dict) else None
         if not isinstance(items, list) or not items:
             raise ScenarioError(f"{path}: expected a mapping with a non-empty 'scenarios' list")
+        unknown = set(data) - {"scenarios", "fixture"}
+        if unknown:
+            raise ScenarioError(f"{path}: unknown top-level keys {sorted(unknown)}")
+        base = Path(path).resolve().parent
+        shared = (parse_fixture(data["fixture"], Path(path).name, base_dir=base,
+                                error=ScenarioError) if data.get("fixture") is not None else None)
         for i, raw in enumerate(items):
-            sc = _scenario(raw, f"{Path(path).name}[{i}]")
+            sc = _scenario(raw, f"{Path(path).name}[{i}]", base_dir=base, file_fixture=shared)
             if sc.id in seen:
                 raise ScenarioError(f"{sc.source}: id {sc.id!r} already used in {seen[sc.id]}")
             seen[sc.id] = sc.source
@@ -424,30 +440,32 @@ async def run_scenario(sc: Scenario, *, llm: Any, config: SuiteConfig | None = N
     from knowledge.profile import default_profile_path, load_profile
     from knowledge.safety import SafetyRules
     from records import BookingService, Database
-    from records.seed import seed_demo
     from voice.call import VoiceServices, make_agent
 
     config = config or SuiteConfig()
-    profile_path = config.profile_path or default_profile_path()
+    fixture = sc.fixture or ScenarioFixture()
+    profile_path = fixture.profile or config.profile_path or default_profile_path()
     profile = load_profile(profile_path)
+    tz = profile.practice.tzinfo
+    now = (fixture.now.replace(tzinfo=tz) if fixture.now is not None else
+           datetime.combine(config.today, datetime.min.time(), tzinfo=tz)
+           + timedelta(hours=config.now_hour))
+    today = now.date()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=workdir or config.workdir) as tmp:
         db = Database(url=f"sqlite+aiosqlite:///{Path(tmp) / 'agenda.db'}")
         try:
-            await db.create_schema()
-            await seed_demo(db, profile_path=profile_path, today=config.today)
-            tz = profile.practice.tzinfo
-            now = datetime.combine(config.today, datetime.min.time(), tzinfo=tz) + timedelta(
-                hours=config.now_hour)
+            await seed_fixture(db, fixture, profile_path=profile_path, now=now)
             booking = BookingService(db=db, tz=profile.practice.timezone, now=lambda: now,
                                      spool_path=Path(tmp) / "spool.jsonl")
             services = VoiceServices(
                 llm=llm, whisper=None, tts_engine=None, booking=booking, profile=profile,
                 safety=SafetyRules.load(emergency_numbers=profile.policies.emergency_numbers),
-                today=lambda: config.today, policy=config.policy, twin_llm=config.twin_llm,
+                today=lambda: today, policy=config.policy, twin_llm=config.twin_llm,
                 now=lambda: now)
             before = await snapshot(db)
-            agent, tools = make_agent(services, call_id=f"eval-{sc.id}")
+            agent, tools = make_agent(services, call_id=f"eval-{sc.id}",
+                                      caller_number=fixture.caller_number)
             # The greeting says whether the practice is open: on the scenario's clock, not
             # the machine's (make_agent has no clock parameter yet).
             from knowledge.consent import build_greeting
@@ -512,8 +530,8 @@ def summarize(results: Sequence[ScenarioResult]) -> dict[str, Any]:
 # -- audio level -----------------------------------------------------------------------------
 
 def default_fixtures_dir() -> Path:
-    """The shared French fixture WAVs (``../shared/fixtures/calls`` beside the checkout)."""
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "calls"
+    """The scenario suite's French patient WAVs, inside the repository (``evals/audio``)."""
+    return Path(__file__).resolve().parent.parent / "evals" / "audio"
 
 
 async def run_audio_scenario(sc: Scenario, *, llm_url: str | None = None,
@@ -523,14 +541,14 @@ async def run_audio_scenario(sc: Scenario, *, llm_url: str | None = None,
     """Play a scenario's WAVs through the real pipeline (``twin.demo.run_demo``: AudioSocket
     server, caller simulator, Whisper, the agent, TTS) on a fresh demo agenda, and check it.
 
-    The agenda is seeded for today (the runtime's date); its "before" state is a second agenda
-    seeded the same way, so the diff is exact. The call report carries the LLM's tool calls
+    The agenda is seeded for today (the runtime's date: a fixture's ``now`` applies at text
+    level only) with the scenario's practice and fixture, and read before and after the call,
+    so the diff is exact. The call report carries the LLM's tool calls
     only (not the rules' actions), so required ``tools`` are not checked at this level;
     ``forbidden_tools`` are checked against the LLM's calls.
     """
-    from knowledge.profile import default_profile_path
+    from knowledge.profile import default_profile_path, load_profile
     from records import Database
-    from records.seed import seed_demo
     from twin.demo import run_demo
     from twin.settings import Settings
 
@@ -551,14 +569,20 @@ async def run_audio_scenario(sc: Scenario, *, llm_url: str | None = None,
             settings.llm.base_url = llm_url
         if llm_model:
             settings.llm.model = llm_model
-        baseline = Database(url=f"sqlite+aiosqlite:///{Path(tmp) / 'baseline.db'}")
+        fixture = sc.fixture or ScenarioFixture()
+        if fixture.profile is not None:
+            settings.profile = str(fixture.profile)
+        profile_path = settings.profile_path or default_profile_path()
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
+        seeded = Database(url=settings.db_url)
         try:
-            await baseline.create_schema()
-            await seed_demo(baseline, profile_path=settings.profile_path or default_profile_path())
-            before = await snapshot(baseline)
+            now = datetime.now(load_profile(profile_path).practice.tzinfo)
+            await seed_fixture(seeded, fixture, profile_path=profile_path, now=now)
+            before = await snapshot(seeded)
         finally:
-            await baseline.dispose()
-        out = await run_demo(settings, wavs=wavs, fresh_db=True, echo=echo or (lambda _m: None))
+            await seeded.dispose()
+        out = await run_demo(settings, wavs=wavs, fresh_db=False, demo_data=False,
+                             echo=echo or (lambda _m: None))
         after_db = Database(url=settings.db_url)
         try:
             diff = db_diff(before, await snapshot(after_db))

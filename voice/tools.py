@@ -70,11 +70,13 @@ class PracticeTools:
     """Tools bound to one call: the agenda (``records``) and the practice profile (``knowledge``)."""
 
     def __init__(self, *, booking: Any, profile: Any, call_id: str,
-                 today: Callable[[], date] = date.today, caller_number: str | None = None) -> None:
+                 today: Callable[[], date] = date.today, caller_number: str | None = None,
+                 now: Callable[[], datetime] | None = None) -> None:
         self._booking = booking
         self._profile = profile
         self._call_id = call_id
         self._today = today
+        self._now = now  # the practice clock for "are you open now?" (None: the real one)
         self._caller_number = caller_number
         self.state = _State()
         #: every action taken, in order: (tool, arguments, "rules" | "llm")
@@ -511,7 +513,8 @@ class PracticeTools:
         answers = []
         for topic in topics:
             self._log("practice_info", topic=topic)
-            answers.append(answer_practice_question(self._profile, topic))
+            answers.append(answer_practice_question(
+                self._profile, topic, now=self._now() if self._now is not None else None))
         answer = " ".join(dict.fromkeys(answers))
         return ToolResult(content=answer, say=answer + " Puis-je vous aider pour autre chose ?")
 

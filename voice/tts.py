@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from knowledge.privacy import redacted
 from voice.espeak import ESpeakEngine, ESpeakVoice
 
 __all__ = ["ESpeakTTS", "PiperTTS", "TTSEngine", "make_tts_service"]
@@ -122,7 +123,7 @@ class EngineTTSService(TTSService):
                 await self.stop_ttfb_metrics()
                 yield frame
         except Exception as exc:  # keep the call alive: log, report, go on
-            logger.exception("TTS failed for %r", text[:80])
+            logger.exception("TTS failed for %s", redacted(text))
             yield ErrorFrame(error=f"TTS failed: {exc}")
         finally:
             await self.stop_ttfb_metrics()
