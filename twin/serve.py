@@ -207,7 +207,7 @@ class ServeState:
             "ready": self.ready.is_set(),
             "audiosocket_port": self.server.port if self.server is not None else None,
             "active_calls": self.server.active_calls if self.server is not None else 0,
-            "capacity": self.gate.capacity() if self.gate is not None else None,
+            "capacity": self.gate.capacity() if self.gate is not None and self.gate.ready else 0,
             "max_calls": self.config.audiosocket.max_calls,
             "ami": ami,
             "problems": problems,

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from knowledge.privacy import redacted
+
 __all__ = ["Transcript", "WhisperEngine", "WhisperSTT"]
 
 logger = logging.getLogger(__name__)
@@ -163,7 +165,8 @@ class WhisperSTT(SegmentedSTTService):
             self._completed += 1
             await self.stop_processing_metrics()
         self.last = result
-        logger.info("STT %.2fs for %.1fs audio: %r", result.elapsed_s, result.audio_s, result.text)
+        logger.info("STT %.2fs for %.1fs audio: %s", result.elapsed_s, result.audio_s,
+                    redacted(result.text))
         if result.text:
             frame = TranscriptionFrame(text=result.text, user_id="caller",
                                        timestamp=time_now_iso8601(), result=result)
