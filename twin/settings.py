@@ -69,7 +69,8 @@ class Settings:
     database_url: str | None = field(default=None, metadata={
         "help": "SQLAlchemy async URL; empty: SQLite in data_dir/agenda.db."})
     profile: str | None = field(default=None, metadata={
-        "help": "Practice profile YAML; empty: the demo practice."})
+        "help": "Practice profile YAML (relative: to the settings file); empty: the demo "
+                "practice. $TWIN_PROFILE overrides it."})
     recordings_dir: str | None = field(default=None, metadata={
         "help": "Where call recordings go; empty: data_dir/recordings."})
     policy: str = field(default="rules", metadata={
@@ -140,11 +141,14 @@ class Settings:
             if not isinstance(data, dict):
                 raise SettingsError(f"{path}: the top level must be a mapping")
         settings = cls.from_dict(data, where=str(path) if path else "settings")
+        if settings.profile and path is not None and not Path(settings.profile).is_absolute() \
+                and (path.parent / settings.profile).is_file():
+            settings.profile = str(path.parent / settings.profile)  # relative to the config file
         return settings.with_env(env)
 
     def with_env(self, env: dict[str, str] | None = None) -> Settings:
-        """Apply ``TWIN_LLM_URL``, ``TWIN_LLM_MODEL`` and ``TWIN_DATABASE_URL`` (they win
-        over the file); ``env`` defaults to the process environment."""
+        """Apply ``TWIN_LLM_URL``, ``TWIN_LLM_MODEL``, ``TWIN_DATABASE_URL`` and ``TWIN_PROFILE``
+        (they win over the file); ``env`` defaults to the process environment."""
         env = dict(os.environ) if env is None else env
         if env.get("TWIN_LLM_URL"):
             self.llm.base_url = env["TWIN_LLM_URL"]
@@ -152,6 +156,8 @@ class Settings:
             self.llm.model = env["TWIN_LLM_MODEL"]
         if env.get("TWIN_DATABASE_URL"):
             self.database_url = env["TWIN_DATABASE_URL"]
+        if env.get("TWIN_PROFILE"):
+            self.profile = env["TWIN_PROFILE"]
         return self
 
 

@@ -75,7 +75,7 @@ def make_agent(services: VoiceServices, *, call_id: str, caller_number: str | No
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {services.policy!r}")
     profile = services.profile
     tools = PracticeTools(booking=services.booking, profile=profile, call_id=call_id,
-                          today=services.today, caller_number=caller_number)
+                          today=services.today, caller_number=caller_number, now=services.now)
     numbers = (str(profile.practice.phone),)
     guard = Guard(call_id=call_id, profile=profile, safety=services.safety,
                   allowed_numbers=numbers)
@@ -116,6 +116,8 @@ def build_call_handler(services: VoiceServices, *,
                 report.transcript.append((who, text))
                 if on_text:
                     on_text(call_id, who, text)
+            if agent.recording_objected and report.recording:  # stop now, not at hang-up
+                _forget_recording(session, report)
 
         agent, tools = make_agent(services, call_id=call_id, caller_number=caller)
         await _safe(services.booking.start_call(call_id=call_id, caller_number=caller))
@@ -150,10 +152,17 @@ def build_call_handler(services: VoiceServices, *,
             report.booked = tools.booked_ids()
             report.tool_calls = [f"{c.name}({c.arguments})" for c in agent.tool_calls]
             report.summary = call_summary(agent, tools, outcome_label)
+            if agent.recording_objected:  # no transcript, no free text: what happened only
+                report.transcript = []
+                report.turns = [{k: v for k, v in t.items() if k != "text"} for t in report.turns]
+                report.summary = objected_summary(report.summary)
             await _safe(services.booking.end_call(
                 call_id=call_id, outcome=outcome_label,
                 handoff_reason=report.handoff.reason if report.handoff else None,
                 summary=json.dumps(report.summary, ensure_ascii=False)))
+            if agent.recording_objected:
+                await _safe(services.booking.forget_call(call_id=call_id,
+                                                         actor=f"assistant:{call_id}"))
             if on_report:
                 on_report(report)
 
@@ -186,10 +195,24 @@ def call_summary(agent: CallAgent, tools: PracticeTools, outcome: str) -> dict[s
     }
 
 
+def objected_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """What is kept of a call whose caller objected to recording: what was done (outcome,
+    bookings, changes, safety categories, tool names), none of the caller's words."""
+    return {"outcome": summary.get("outcome"), "recording_objected": True,
+            "booked": summary.get("booked", []), "changed": summary.get("changed", []),
+            "safety": summary.get("safety", []), "turns": summary.get("turns", 0),
+            "actions": [{"tool": a.get("tool"), "by": a.get("by")}
+                        for a in summary.get("actions", [])],
+            "follow_up": []}
+
+
 def _forget_recording(session: Any, report: CallReport) -> None:
-    """The caller objected to being recorded: the audio is deleted once the call ends."""
+    """The caller objected to being recorded: stop the recording and delete it, at once."""
+    stop = getattr(session, "stop_recording", None)
     path = getattr(session, "recording_path", None)
-    if path:
+    if stop is not None:
+        stop()
+    elif path:
         from pathlib import Path
 
         Path(path).unlink(missing_ok=True)
