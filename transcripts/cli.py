@@ -220,3 +220,6 @@ from transcripts.ingest_cli import ingest_cmd, transcribe_cmd  # noqa: E402  (ne
 
 cli.add_command(ingest_cmd)
 cli.add_command(transcribe_cmd)
+from transcripts.redact_cli import redact_cmd  # noqa: E402
+
+cli.add_command(redact_cmd)

@@ -190,7 +190,7 @@ class Redactor:
         inflected: Any = None
         if self._use_ner:
             try:
-                nlp = spacy.load(self._model_name)
+                nlp = spacy.load(self._model_name, exclude=["parser"])
             except OSError as exc:  # pragma: no cover - depends on the install
                 raise RuntimeError(_INSTALL_HINT) from exc
             if "lemmatizer" in nlp.pipe_names:
@@ -198,9 +198,10 @@ class Redactor:
                 inflected = lemmatizer.lookups.get_table("lemma_lookup")
                 for _key, lemmas in inflected.items():
                     common.update(fold(x) for x in lemmas)
-                # the parser and lemmatizer are not needed: entities and parts of speech are
-                nlp.disable_pipes(*[p for p in ("parser", "lemmatizer") if p in nlp.pipe_names])
-            nlp.add_pipe("sentencizer") if "sentencizer" not in nlp.pipe_names else None
+                # the lemmatizer is not needed at run time: entities and parts of speech are
+                nlp.select_pipes(disable=["lemmatizer"])
+            if "sentencizer" not in nlp.pipe_names:
+                nlp.add_pipe("sentencizer")
             self._nlp = nlp
         else:
             self._nlp = spacy.blank("fr")

@@ -201,10 +201,12 @@ class NameFinder:
                 source[t.i] = "patient_list"
         # a capitalized word right next to a name is part of it ("Olivier Renaud")
         for k in [k for k in range(n) if strong[k]]:
-            for m in (k - 1, k + 1):
-                if 0 <= m < n and cand[m] and not strong[m] and not doc[m].is_sent_start and \
-                        abs(doc[max(k, m)].idx - (doc[min(k, m)].idx + len(doc[min(k, m)].text))) <= 1:
-                    strong[m] = True
+            for o in (k - 1, k + 1):
+                if not (0 <= o < n and cand[o] and not strong[o] and not doc[o].is_sent_start):
+                    continue
+                left, right = doc[min(k, o)], doc[max(k, o)]
+                if right.idx - (left.idx + len(left.text)) <= 1:
+                    strong[o] = True
         out: list[Found] = []
         for a, b in self._runs(doc, strong):
             start, end = doc[a].idx, doc[b].idx + len(doc[b].text)
