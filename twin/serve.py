@@ -369,7 +369,14 @@ async def _voice_handler(settings: Any, state: ServeState, runtime: contextlib.A
             return state.config.audiosocket.max_calls
         return capacity_for(decode_s=decode_s, workers=getattr(whisper, "workers", 1))
 
-    return build_call_handler(services, on_report=state.metrics.observe_report), capacity
+    from twin.call_archive import open_call_archive, report_fanout
+
+    # The assistant's calls go into the transcripts store as they end (never blocking one).
+    archive = await runtime.enter_async_context(open_call_archive(
+        url=settings.db_url, practice_id=str(services.profile.practice.id)))
+    on_report = report_fanout(state.metrics.observe_report,
+                              archive.observe if archive is not None else None)
+    return build_call_handler(services, on_report=on_report), capacity
 
 
 @click.command("serve")
