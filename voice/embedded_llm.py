@@ -68,7 +68,8 @@ class EmbeddedLLMServer:
             raise EmbeddedLLMError(f"model file {self.model_path} is missing: run 'twin models install'")
         if not self._port:
             self._port = _free_port()
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path),
+        # llama_cpp.server, with AMX weight repacking off where it crashes (voice.llama_server)
+        cmd = [sys.executable, "-m", "voice.llama_server", "--model", str(self.model_path),
                "--model_alias", self.model_name, "--host", "127.0.0.1", "--port", str(self._port),
                "--n_ctx", str(self._n_ctx), "--n_threads", str(self._n_threads),
                "--n_threads_batch", str(self._n_threads), "--n_batch", "256"]
