@@ -27,6 +27,8 @@ _GROUPS: dict[str, tuple[str, str, str]] = {
     "practice": ("twin.practice_cli", "cli", "Set up a practice's agenda from its profile."),
     "transcripts": ("transcripts.cli", "cli", "Transcribe, redact, review and export calls."),
     "train": ("twin_training.cli", "cli", "Build datasets, fine-tune, evaluate and export the twin."),
+    "export": ("twin_training.cli", "export", "Export a trained twin as GGUF (llama.cpp, Ollama)."),
+    "deploy": ("twin_training.cli", "deploy", "Switch the assistant to a new twin, or roll back."),
     "review": ("transcripts.review.review_cli", "review", "Serve the staff review page (--demo: try it)."),
     "users": ("transcripts.review.users_cli", "cli", "Accounts of the review page."),
 }

@@ -195,3 +195,26 @@ def scenarios_cmd(categories: tuple[str, ...], ids: tuple[str, ...], folder: Pat
                                        indent=2, ensure_ascii=False, default=str),
                             encoding="utf-8")
         click.echo(f"\nresults written to {json_out}")
+
+
+@cli.command("twin")
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The training run folder (twin train's train.output_dir).")
+@click.option("--export", "export_dir", type=click.Path(exists=True, file_okay=False),
+              help="The exported GGUF adapter folder (default RUN/export; twin export RUN).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Report folder (default RUN/eval).")
+@click.option("--calls", type=click.Path(exists=True, dir_okay=False),
+              help="Corpus JSONL (default: the run's data.calls).")
+@click.option("--no-base", is_flag=True, help="Skip the base model column.")
+@click.option("--no-rules", is_flag=True, help="Skip the rules column.")
+@click.option("--limit-calls", type=int, default=0, help="Only the first N test calls.")
+@click.option("--threads", type=int, default=0, help="llama.cpp threads (0: all cores).")
+def twin_cmd(run_dir: str, export_dir: str | None, out_dir: str | None, calls: str | None,
+             no_base: bool, no_rules: bool, limit_calls: int, threads: int) -> None:
+    """Base vs twin vs rules on the run's test split, turn by turn (teacher forcing)."""
+    from twin_training.eval_run import run_eval
+
+    run_eval(run_dir, out_dir=out_dir or Path(run_dir) / "eval", export_dir=export_dir,
+             calls_path=calls, with_base=not no_base, with_rules=not no_rules,
+             limit_calls=limit_calls, threads=threads, echo=click.echo)
