@@ -212,6 +212,14 @@ async def test_status_draft_corrected_approved_reopened(demo: Demo, app: object,
     assert r.status_code == 303
     after = await _call(demo, "P2-005")
     assert after.status == "reviewed" and after.review.reviewer == "alice"
+    # a proposed masking not yet checked blocks the approval
+    r = await alice.post(f"/calls/{call.id}/status", {"to": "approved"}, call_id=call.id)
+    assert r.status_code == 409 and "1 masquage(s) à vérifier" in r.text
+    assert (await _call(demo, "P2-005")).status == "reviewed"
+    r = await alice.post(f"/calls/{call.id}/spans/accept-all", {}, call_id=call.id)
+    assert r.status_code == 303
+    assert {s.status for t in (await _call(demo, "P2-005")).turns for s in t.spans} == {
+        "accepted"}
     r = await alice.post(f"/calls/{call.id}/status", {"to": "approved"}, call_id=call.id)
     assert r.status_code == 303
     after = await _call(demo, "P2-005")
@@ -229,6 +237,8 @@ async def test_second_review_needs_another_person(demo: Demo, browsers: NewBrows
     alice = await _logged(browsers, app, "alice")
     bea = await _logged(browsers, app, "bea")
     call = await _call(demo, "P3-021")
+    r = await alice.post(f"/calls/{call.id}/spans/accept-all", {}, call_id=call.id)
+    assert r.status_code == 303
     r = await alice.post(f"/calls/{call.id}/status", {"to": "approved"}, call_id=call.id)
     assert r.status_code == 409 and "deux relectures" in r.text
     r = await alice.post(f"/calls/{call.id}/status", {"to": "corrected"}, call_id=call.id)

@@ -110,7 +110,7 @@ def _french(message: str) -> str:
     return _MESSAGES.get(message, message)
 
 
-@router.post("/calls/{call_id}/spans/{span_id}")
+@router.post("/calls/{call_id}/spans/{span_id:int}")
 async def span_status(request: Request, call_id: int, span_id: int) -> Response:
     user, form, call, version = await _prepare(request, call_id, Permission.EDIT_TRANSCRIPT)
     status = form_str(form, "status", max_len=20)
@@ -125,6 +125,19 @@ async def span_status(request: Request, call_id: int, span_id: int) -> Response:
     except ValueError as exc:
         raise BadInput(f"Décision impossible : {exc}") from exc
     return _back(call_id, "span", turn.idx)
+
+
+@router.post("/calls/{call_id}/spans/accept-all")
+async def accept_all_spans(request: Request, call_id: int) -> Response:
+    """Accept every span still proposed in the call (the reviewer read them all)."""
+    user, _form, call, version = await _prepare(request, call_id, Permission.EDIT_TRANSCRIPT)
+    store = request.app.state.store
+    for turn in call.turns:
+        for span in turn.spans:
+            if span.status == "proposed":
+                version = await store.set_span_status(span.id, "accepted", actor=user.username,
+                                                      expected_version=version)
+    return _back(call_id, "span")
 
 
 @router.post("/calls/{call_id}/spans")
@@ -262,6 +275,11 @@ async def status(request: Request, call_id: int) -> Response:
     elif target == "approved":
         if state == "approved":
             raise BadInput("Cet appel est déjà approuvé.", status=409)
+        pending = sum(1 for t in call.turns for s in t.spans if s.status == "proposed")
+        if pending:
+            raise BadInput(f"Il reste {pending} masquage(s) à vérifier : acceptez-les ou "
+                           "refusez-les (ou « Masquer toutes les propositions ») avant "
+                           "d'approuver l'appel.", status=409)
         if request.app.state.settings.second_review:
             if state != "corrected":
                 raise BadInput("Ce cabinet demande deux relectures : l'appel doit d'abord être "

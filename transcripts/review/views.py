@@ -101,6 +101,7 @@ class CallPageView:
     second_reviewer: str | None
     audio_url: str | None
     audio_problem: str | None
+    pending_spans: int = 0
     turns: list[TurnPage] = field(default_factory=list)
 
 
@@ -175,7 +176,7 @@ def call_page_view(call: CallView, *, audio_root: Path | None) -> CallPageView:
             end_s=t.end_s, start_label=clock(t.start_s), confidence=t.confidence,
             segments=segments_of(t), spans=spans,
             actions=_chips(t.actions) if show_actions else []))
-    duration = f"{clock(call.duration_s)} min" if call.duration_s else "durée inconnue"
+    duration = f"durée {clock(call.duration_s)}" if call.duration_s else "durée inconnue"
     return CallPageView(
         id=call.id, external_id=call.external_id, started_local=local_time(call.started_at),
         duration_label=duration, handled_by=call.handled_by, secretary_id=call.secretary_id,
@@ -185,7 +186,8 @@ def call_page_view(call: CallView, *, audio_root: Path | None) -> CallPageView:
         comment=call.comment, reviewer=review.reviewer if review else None,
         second_reviewer=call.second_reviewer,
         audio_url=f"/calls/{call.id}/audio" if path is not None else None,
-        audio_problem=problem, turns=turns)
+        audio_problem=problem, turns=turns,
+        pending_spans=sum(1 for t in call.turns for s in t.spans if s.status == "proposed"))
 
 
 def action_vocab() -> dict[str, tuple[str, ...]]:
