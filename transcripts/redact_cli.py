@@ -16,7 +16,7 @@ __all__ = ["redact_cmd"]
               help="Redact this call (store id; repeatable), whatever its status.")
 @click.option("--all", "all_calls", is_flag=True,
               help="Redact every transcribed call, and imported calls not yet run through the "
-                   "detector.")
+                   "detector (the default without --call).")
 @click.option("--health/--no-health", default=False, show_default=True,
               help="Also redact health details (symptoms, conditions, medicines), when the "
                    "practice asks for it.")
@@ -41,8 +41,8 @@ def redact_cmd(call_ids: tuple[int, ...], all_calls: bool, health: bool,
         redactable_call_ids,
     )
 
-    if not call_ids and not all_calls:
-        raise click.UsageError("give --call ID (repeatable) or --all")
+    if call_ids and all_calls:
+        raise click.UsageError("give --call ID (repeatable) or --all, not both")
     try:
         profile = load_profile(profile_path or default_profile_path())
     except ProfileError as exc:

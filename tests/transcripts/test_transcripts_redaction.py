@@ -43,6 +43,8 @@ def test_detect_needs_load() -> None:
      "zéro six, quarante-cinq, dix-huit, soixante-treize, quatre-vingt-dix"),
     ("Au zéro sept, quatre-vingt-trois, zéro zéro, quarante-six, quinze.",
      "zéro sept, quatre-vingt-trois, zéro zéro, quarante-six, quinze"),
+    ("Alors zéro, six, quatre, cinq, un, huit, sept, trois, neuf, zéro.",
+     "zéro, six, quatre, cinq, un, huit, sept, trois, neuf, zéro"),
     ("Rappelez-moi au 06 45 18 73 90.", "06 45 18 73 90"),
     ("Tél. 06.45.18.73.90", "06.45.18.73.90"),
     ("Numéro : 0645187390", "0645187390"),

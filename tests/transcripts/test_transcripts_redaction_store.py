@@ -118,9 +118,9 @@ def test_cli_import_then_redact(tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(main, ["transcripts", "import", str(CORPUS), "--url", url])
     assert res.exit_code == 0, res.output
+    res = runner.invoke(main, ["transcripts", "redact", "--all", "--call", "1", "--url", url])
+    assert res.exit_code != 0 and "not both" in res.output
     res = runner.invoke(main, ["transcripts", "redact", "--url", url])
-    assert res.exit_code != 0 and "--all" in res.output
-    res = runner.invoke(main, ["transcripts", "redact", "--all", "--url", url])
     assert res.exit_code == 0, res.output
     m = re.search(r"redacted (\d+) calls", res.output)
     assert m is not None and int(m.group(1)) >= 1, res.output
