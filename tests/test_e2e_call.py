@@ -21,7 +21,7 @@ from twin.demo import DEMO_AUDIO, DEMO_SCRIPT, run_demo
 from twin.models import ModelMissingError, require
 from twin.settings import Settings
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "calls"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "calls"  # inside the repository
 
 pytestmark = [pytest.mark.slow, pytest.mark.models]
 
@@ -68,12 +68,18 @@ async def test_booking_call_from_spoken_french(tmp_path: Path) -> None:
     import json
 
     from records import Database
-    from records.models import Call
+    from records.models import Call, Patient
 
     db = Database(url=settings.db_url)
     async with db.session() as session:
         call = await session.get(Call, report.call_id)
+        patient = await session.get(Patient, appt.patient_id)
     await db.dispose()
+    # the patient who said "Je suis Paul Girard, né le quatre juin 1978": the record on file
+    # (a misheard name with the right birth date finds it), not a new one
+    assert patient is not None, appt
+    assert (patient.first_name, patient.last_name, patient.birth_date) == (
+        "Paul", "Girard", date(1978, 6, 4)), (report.transcript, appt)
     assert call is not None and call.outcome == "booked" and call.ended_at is not None
     summary = json.loads(call.summary or "{}")
     assert summary["outcome"] == "booked" and summary["booked"] == report.booked
@@ -94,7 +100,7 @@ async def test_dead_llm_server_hands_the_call_to_a_human(tmp_path: Path) -> None
     settings.llm.base_url = f"http://127.0.0.1:{_dead_port()}/v1"  # nothing listens there
     settings.llm.timeout_s = 3
     result = await run_demo(settings, wavs=[FIXTURES / "02_greeting_question.wav",
-                                            FIXTURES / "24_goodbye.wav"], echo=lambda _m: None)
+                                            DEMO_AUDIO / "24_goodbye.wav"], echo=lambda _m: None)
     report = result["report"]
     assert report is not None and report.handoff is not None
     assert report.handoff.reason == "bot_failure"
