@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import shutil
+import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,10 @@ async def _prepare(store: Any) -> int:
     users = await Accounts(store=store).list_users()
     await store.dispose()
     return sum(1 for u in users if not u.disabled)
+
+
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    sys.exit(128 + signum)
 
 
 @click.command("review")
@@ -99,5 +106,12 @@ def review(host: str, port: int, demo: bool, url: str | None, second_review: boo
         practice_name=practice_name, second_review=second_review, secure_cookies=secure_cookies,
         audio_root=audio_root, twin_model_dir=twin_dir or default_data_dir() / "twin")
     click.echo(f"Review page: http://{host}:{port}/")
-    uvicorn.run(create_app(store=store, settings=settings), host=host, port=port,
-                log_level="warning", access_log=False)
+    # uvicorn re-raises SIGTERM after its graceful shutdown: make that an exit, so the
+    # demo's throw-away folder is removed below (SIGINT already raises KeyboardInterrupt)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        uvicorn.run(create_app(store=store, settings=settings), host=host, port=port,
+                    log_level="warning", access_log=False)
+    finally:
+        if demo:
+            shutil.rmtree(folder, ignore_errors=True)  # the demo store is throw-away
