@@ -17,6 +17,7 @@ server whose chat template cannot be trusted to match (the embedded llama.cpp se
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -25,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from knowledge import twin_format
-from voice.llm import ChatLLM, LLMUnavailableError, TextDelta, ToolCall
+from voice.llm import ChatLLM, LLMTimeoutError, LLMUnavailableError, TextDelta, ToolCall
 from voice.policy import REPEAT_FR, PolicyContext, Speech
 
 __all__ = ["ModelPolicy", "RawPromptLLM"]
@@ -212,14 +213,22 @@ class RawPromptLLM:
 
     async def stream(self, messages: Sequence[dict[str, Any]],
                      tools: Sequence[dict[str, Any]]) -> AsyncIterator[TextDelta | ToolCall]:
+        """Like ``OpenAICompatibleLLM.stream``: ``timeout_s`` is an overall deadline on the
+        whole reply; a server that fails or vanishes raises ``LLMUnavailableError``."""
+        import httpx
         import openai
 
         self.last_prompt = prompt = self.render(messages, tools)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_s
         try:
-            response = await self._get_client().completions.create(
+            response = await asyncio.wait_for(self._get_client().completions.create(
                 model=self.model, prompt=prompt, stream=True, temperature=self._temperature,
-                max_tokens=self._max_tokens, stop=[twin_format.IM_END])
-        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+                max_tokens=self._max_tokens, stop=[twin_format.IM_END]), timeout=self._timeout_s)
+        except TimeoutError as exc:
+            raise LLMTimeoutError(f"LLM server at {self.base_url} did not answer within "
+                                  f"{self._timeout_s:g} s") from exc
+        except (openai.APIConnectionError, openai.APITimeoutError, httpx.HTTPError) as exc:
             raise LLMUnavailableError(f"LLM server at {self.base_url} is unreachable: {exc}") from exc
         except openai.APIStatusError as exc:
             raise LLMUnavailableError(f"LLM server at {self.base_url} answered {exc.status_code}: "
@@ -227,8 +236,19 @@ class RawPromptLLM:
         text = ""
         mode = None  # "words": streamed as they come; "held": actions, read at the end
         emitted = 0
+        chunks = response.__aiter__()
         try:
-            async for chunk in response:
+            while True:
+                try:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        raise TimeoutError
+                    chunk = await asyncio.wait_for(chunks.__anext__(), timeout=remaining)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError as exc:
+                    raise LLMTimeoutError(f"LLM reply from {self.base_url} not complete within "
+                                          f"{self._timeout_s:g} s") from exc
                 piece = chunk.choices[0].text if chunk.choices else ""
                 if not piece:
                     continue
@@ -244,8 +264,15 @@ class RawPromptLLM:
                         continue
                     yield TextDelta(text[emitted:].lstrip() if not emitted else text[emitted:])
                     emitted = len(text)
-        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+        except (openai.APIConnectionError, openai.APITimeoutError, httpx.HTTPError) as exc:
             raise LLMUnavailableError(f"LLM stream from {self.base_url} broke: {exc}") from exc
+        finally:
+            close = getattr(response, "close", None)
+            if close is not None:  # stop the server generating for nobody
+                try:
+                    await asyncio.shield(close())
+                except Exception:  # closing is best effort
+                    logger.debug("closing the LLM stream failed", exc_info=True)
         parsed = twin_format.parse_reply(text[emitted:])
         if parsed.errors:
             logger.info("twin reply with unreadable actions: %s", "; ".join(parsed.errors)[:200])
