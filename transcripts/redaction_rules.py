@@ -408,16 +408,16 @@ def find_emails(text: str, tokens: Sequence[Token], *, english: bool = False) ->
     n = len(tokens)
     ats = _AT_WORDS | ({"at"} if english else set())
     for a, t in enumerate(tokens):
-        if t.key not in ats or t.text == "@":
+        if t.key not in ats or any(f.start <= t.start < f.end for f in out):
             continue
-        # domain: word (point word)+
+        # domain: word (point word)+, the dot said or written ("gmail point com", "gmail.com")
         k = a + 1
         if k >= n or tokens[k].kind not in ("word", "num"):
             continue
         end_k = k
         dots = 0
-        while k + 2 < n + 0 and tokens[k + 1].key in ("point", "dot") and \
-                tokens[k + 2].kind in ("word", "num"):
+        while k + 2 < n and (tokens[k + 1].key in ("point", "dot") or _glued(
+                tokens, k + 1, ".")) and tokens[k + 2].kind in ("word", "num"):
             k += 2
             end_k = k
             dots += 1
@@ -434,7 +434,7 @@ def find_emails(text: str, tokens: Sequence[Token], *, english: bool = False) ->
                 c -= 1
                 if tokens[c].key == "du" and c - 1 >= 0 and tokens[c - 1].key == "tiret":
                     c -= 1
-            elif tokens[c].key not in _CONNECTORS:
+            elif tokens[c].key not in _CONNECTORS and not _glued(tokens, c, ".-_"):
                 if tokens[c].is_num and tokens[b].kind == "word":
                     b = c  # "dupont quatre-vingt-deux" style: a number glued to a word
                     start_b = b
@@ -448,6 +448,12 @@ def find_emails(text: str, tokens: Sequence[Token], *, english: bool = False) ->
         value = " ".join(tok.key for tok in tokens[start_b:end_k + 1])
         out.append(Found(tokens[start_b].start, tokens[end_k].end, "email", "rule", value))
     return out
+
+
+def _glued(tokens: Sequence[Token], i: int, marks: str) -> bool:
+    """Whether token ``i`` is one of ``marks`` written with no space on either side."""
+    return (0 < i < len(tokens) - 1 and tokens[i].kind == "punct" and tokens[i].text in marks
+            and tokens[i - 1].end == tokens[i].start and tokens[i].end == tokens[i + 1].start)
 
 
 # --------------------------------------------------------------------------------------------

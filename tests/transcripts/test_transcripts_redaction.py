@@ -157,6 +157,9 @@ def test_single_letter_words_are_not_spelling(redactor: Redactor, ctx: Redaction
     ("Écrivez à jean tiret du bas dupont arobase laposte point net.",
      "jean tiret du bas dupont arobase laposte point net"),
     ("Mon mail : jean.dupont@gmail.com, merci.", "jean.dupont@gmail.com"),
+    # as Whisper writes a spelled-out address: half words, half marks
+    ("C'est jean.dupont arobase gmail.com.", "jean.dupont arobase gmail.com"),
+    ("Alors marie-claire @ free.fr voilà.", "marie-claire @ free.fr"),
 ])
 def test_emails(redactor: Redactor, ctx: RedactionContext, text: str, span: str) -> None:
     assert found(redactor, text, ctx) == [("email", span)]
