@@ -213,3 +213,29 @@ def test_call_rules_hold_no_fixed_type_codes(module: str) -> None:
     text = (ROOT / module).read_text(encoding="utf-8")
     for code in ("laser", "consultation_enfant", "dermato_premiere", "dermato_suivi"):
         assert f'"{code}"' not in text, f"{module} names the demo's type {code!r}"
+
+
+def test_eval_scenarios_takes_the_practice_from_the_settings(tmp_path: Path) -> None:
+    """`twin eval scenarios --config settings.yaml`: scenarios without a fixture of their own
+    run on the settings' practice (here the second one; the rules answer every turn, so the
+    LLM endpoint, which nothing listens on, is never called)."""
+    from twin.cli import main
+
+    suite = tmp_path / "mine.yaml"
+    suite.write_text(
+        "scenarios:\n"
+        "  - id: mine-book\n"
+        "    category: booking\n"
+        "    turns: [\"Je voudrais un rendez-vous avec le docteur Vasseur jeudi après-midi.\",\n"
+        "            \"Oui, ça me va.\", \"Je suis Inès Durieux, née le 3 mars 1992.\"]\n"
+        "    expect:\n"
+        "      db: {outcome: booked, practitioner: vasseur, weekday: thursday,"
+        " patient: Inès Durieux}\n"
+        "      tools: [find_slots, book]\n", encoding="utf-8")
+    config = tmp_path / "settings.yaml"
+    config.write_text(f"profile: {OTHER}\n", encoding="utf-8")
+    args = ["eval", "scenarios", "--dir", str(suite), "--llm-url", "http://127.0.0.1:9/v1"]
+    result = CliRunner().invoke(main, [*args, "--config", str(config)])
+    assert result.exit_code == 0 and "PASS" in result.output, result.output
+    result = CliRunner().invoke(main, args)  # the demo practice: no Dr Vasseur there
+    assert "FAIL" in result.output, result.output

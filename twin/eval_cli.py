@@ -70,7 +70,8 @@ async def run_text_suite(scenarios: Sequence[Any], *, llm_url: str | None, llm_m
 
 
 async def _text_suite(scenarios: Sequence[Any], *, base_url: str, model_name: str,
-                      echo: Any, policy: str = "rules", raw_prompt: bool = False) -> list[Any]:
+                      echo: Any, policy: str = "rules", raw_prompt: bool = False,
+                      profile: Path | None = None) -> list[Any]:
     from twin.scenarios import SuiteConfig, run_suite
     from twin.settings import Settings
     from voice.llm import OpenAICompatibleLLM
@@ -90,7 +91,8 @@ async def _text_suite(scenarios: Sequence[Any], *, base_url: str, model_name: st
 
     try:
         return await run_suite(scenarios, llm=llm, on_result=progress,
-                               config=SuiteConfig(policy=policy, twin_llm=twin_llm))
+                               config=SuiteConfig(policy=policy, twin_llm=twin_llm,
+                                                  profile_path=profile))
     finally:
         await llm.aclose()
         if twin_llm is not None:
@@ -98,21 +100,24 @@ async def _text_suite(scenarios: Sequence[Any], *, base_url: str, model_name: st
 
 
 async def _run_all(scenarios: Sequence[Any], *, llm_url: str | None, llm_model: str | None,
-                   audio: bool, echo: Any, policy: str = "rules") -> list[Any]:
+                   audio: bool, echo: Any, policy: str = "rules",
+                   profile: Path | None = None) -> list[Any]:
     """The text-level suite, then (``audio``) the scenarios with WAVs through the real
-    pipeline, with one LLM server for both."""
+    pipeline, with one LLM server for both. ``profile``: the settings' practice (a
+    scenario's own fixture names its own)."""
     from twin.scenarios import DbDiff, ScenarioResult, run_audio_scenario
 
     async with llm_endpoint(llm_url, llm_model, echo) as (base_url, model_name):
         results = await _text_suite(scenarios, base_url=base_url, model_name=model_name,
-                                    echo=echo, policy=policy, raw_prompt=llm_url is None)
+                                    echo=echo, policy=policy, raw_prompt=llm_url is None,
+                                    profile=profile)
         if audio:
             with_wavs = [s for s in scenarios if s.wavs]
             echo(f"\naudio level: {len(with_wavs)} scenarios with fixture WAVs")
             for sc in with_wavs:
                 try:
                     r = await run_audio_scenario(sc, llm_url=base_url, llm_model=model_name,
-                                                 policy=policy)
+                                                 policy=policy, profile=profile)
                 except Exception as exc:  # one broken call must not lose the others' results
                     logger.exception("audio scenario %s crashed", sc.id)
                     r = ScenarioResult(id=sc.id, category=sc.category, passed=False,
@@ -140,11 +145,21 @@ async def _run_all(scenarios: Sequence[Any], *, llm_url: str | None, llm_model: 
               show_default=True,
               help="Dialogue policy: the rules, the twin model, or rules where sure and the twin "
                    "elsewhere. The guard holds for all three.")
+@click.option("--config", type=click.Path(path_type=Path),
+              help="Settings file: its practice profile (or $TWIN_PROFILE) is the scenarios' "
+                   "practice, unless a scenario's fixture names its own.")
 def scenarios_cmd(categories: tuple[str, ...], ids: tuple[str, ...], folder: Path | None,
                   llm_url: str | None, llm_model: str | None, json_out: Path | None,
-                  audio: bool, policy: str) -> None:
+                  audio: bool, policy: str, config: Path | None) -> None:
     """Play the scripted patient calls and print pass rates per category."""
     from twin.scenarios import ScenarioError, load_scenarios, summarize
+    from twin.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.load(config)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    profile = Path(settings.profile) if settings.profile else None
 
     try:
         scenarios = load_scenarios(folder, categories=categories)
@@ -162,7 +177,8 @@ def scenarios_cmd(categories: tuple[str, ...], ids: tuple[str, ...], folder: Pat
     started = time.monotonic()
     try:
         results = asyncio.run(_run_all(scenarios, llm_url=llm_url, llm_model=llm_model,
-                                       audio=audio, echo=click.echo, policy=policy))
+                                       audio=audio, echo=click.echo, policy=policy,
+                                       profile=profile))
     except Exception as exc:
         from twin.models import ModelMissingError
 

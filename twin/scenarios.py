@@ -537,7 +537,7 @@ def default_fixtures_dir() -> Path:
 async def run_audio_scenario(sc: Scenario, *, llm_url: str | None = None,
                              llm_model: str | None = None, fixtures: Path | None = None,
                              echo: Callable[[str], None] | None = None,
-                             policy: str = "rules") -> ScenarioResult:
+                             policy: str = "rules", profile: Path | None = None) -> ScenarioResult:
     """Play a scenario's WAVs through the real pipeline (``twin.demo.run_demo``: AudioSocket
     server, caller simulator, Whisper, the agent, TTS) on a fresh demo agenda, and check it.
 
@@ -570,8 +570,8 @@ async def run_audio_scenario(sc: Scenario, *, llm_url: str | None = None,
         if llm_model:
             settings.llm.model = llm_model
         fixture = sc.fixture or ScenarioFixture()
-        if fixture.profile is not None:
-            settings.profile = str(fixture.profile)
+        if fixture.profile is not None or profile is not None:
+            settings.profile = str(fixture.profile or profile)
         profile_path = settings.profile_path or default_profile_path()
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
         seeded = Database(url=settings.db_url)
