@@ -135,18 +135,28 @@ async def test_dashboard_figures_with_assistant_calls_and_a_ledger(
     assert by_sec["sec-amelie"].mean_rating == 5 and by_sec["sec-chloe"].mean_rating == 3
     assert by_sec["sec-bruno"].calls == 2 and by_sec["sec-bruno"].reviewed == 0
 
-    # the page, with a ledger beside a released model
+    # the page, with the deployed twin's ledger (as twin_training writes them)
     model_dir = tmp_path / "twin"
-    release = model_dir / "twin-2026-11-20"
-    release.mkdir(parents=True)
-    (release / "contributions.json").write_text(json.dumps(
-        {"model": "twin-2026-11-20", "per_secretary": {"sec-amelie": 31, "sec-bruno": 24}}))
+    export = tmp_path / "exports" / "run-1"
+    export.mkdir(parents=True)
+    model_dir.mkdir()
+    (export / "ledger.json").write_text(json.dumps({
+        "model_id": "qwen+run-1-abcd", "total_examples": 55, "contributions": {
+            "sec-amelie": {"examples": 31, "calls": 9, "share": 0.56},
+            "sec-bruno": {"examples": 24, "calls": 7, "share": 0.44}}}))
+    (model_dir / "registry.json").write_text(json.dumps({
+        "current": {"id": "twin-2026-11-20", "ledger": str(export / "ledger.json")},
+        "previous": [], "history": []}))
     app = create_app(store=demo.store, settings=ReviewSettings(twin_model_dir=model_dir))
     b = browsers(app)
     assert (await b.login("alice")).status_code == 303
     page = (await b.page("/dashboard")).text
-    assert "twin-2026-11-20" in page and "<td>31</td>" in page
+    assert "twin-2026-11-20" in page and "<td>31</td>" in page and "<td>24</td>" in page
     assert "14 %" in page and "1,00 s" in page and "urgence" in page
+    # rolled back to no twin: nothing contributed
+    (model_dir / "registry.json").write_text(json.dumps({"current": None}))
+    page = (await b.page("/dashboard")).text
+    assert "pas encore de jumeau" in page and "<td>31</td>" not in page
 
 
 def test_handoff_and_latency_shapes() -> None:
@@ -160,12 +170,16 @@ def test_handoff_and_latency_shapes() -> None:
 def test_contribution_ledger_shapes(tmp_path: Path) -> None:
     assert read_contributions(None) == (None, {})
     assert read_contributions(tmp_path / "missing") == (None, {})
-    (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "contributions.json").write_text("{not json")
     assert read_contributions(tmp_path) == (None, {})
-    (tmp_path / "a" / "contributions.json").write_text(json.dumps({
-        "name": "r1", "secretaries": [{"secretary_id": "sec-x", "examples": 4}]}))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "ledger.json").write_text("{not json")
+    assert read_contributions(tmp_path) == (None, {})
+    (tmp_path / "a" / "ledger.json").write_text(json.dumps({
+        "model_id": "r1", "contributions": {"sec-x": {"examples": 4, "calls": 2}}}))
     assert read_contributions(tmp_path) == ("r1", {"sec-x": 4})
-    (tmp_path / "a" / "contributions.json").write_text(json.dumps({
-        "by_secretary": {"sec-y": {"examples": 9}}}))
+    (tmp_path / "a" / "ledger.json").write_text(json.dumps({
+        "contributions": [{"secretary_id": "sec-y", "examples": 9}]}))
     assert read_contributions(tmp_path) == ("a", {"sec-y": 9})
+    (tmp_path / "registry.json").write_text(json.dumps({"current": {
+        "id": "t2", "ledger": str(tmp_path / "absent.json")}}))
+    assert read_contributions(tmp_path) == ("t2", {})

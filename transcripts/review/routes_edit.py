@@ -76,8 +76,10 @@ async def edit_turn(request: Request, call_id: int, turn_id: int) -> Response:
     if op == "split":
         if text != turn.text.strip():
             raise BadInput("Enregistrez d'abord la correction du texte, puis coupez le tour.")
-        at = form_int(form, "at")
-        assert at is not None
+        at = form_int(form, "at", required=False)
+        if at is None:
+            raise BadInput("Placez le curseur dans le texte, à l'endroit de la coupe, puis "
+                           "cliquez sur « Couper au curseur ».")
         at += len(turn.text) - len(turn.text.lstrip())
         try:
             await split_turn(store, call_id, turn_id, at, actor=user.username,

@@ -194,43 +194,63 @@ def action_vocab() -> dict[str, tuple[str, ...]]:
     return dict(ACTIONS)
 
 
-LEDGER_NAMES = ("contributions.json", "contribution_ledger.json", "ledger.json")
+LEDGER_NAMES = ("ledger.json", "contributions.json")
 
 
 def read_contributions(model_dir: Path | None) -> tuple[str | None, dict[str, int]]:
-    """The current twin's contribution ledger: ``(label of the model, examples per
-    secretary)``; ``(None, {})`` when no twin was released yet. The newest ledger under
-    ``model_dir`` wins (one per released model, beside its adapter)."""
+    """The current twin's contribution ledger: ``(the model's name, examples per
+    secretary)``, or ``(None, {})`` when no twin runs yet.
+
+    ``model_dir`` is the twin's folder (``<data folder>/twin``): its ``registry.json``
+    (written by ``twin deploy``) names the current model and its ``ledger`` file. Without a
+    registry, the newest ledger found under the folder (one per released model) is used."""
     if model_dir is None or not model_dir.is_dir():
         return None, {}
+    registry = model_dir / "registry.json"
+    if registry.is_file():
+        data = _load(registry)
+        current = data.get("current") if isinstance(data, dict) else None
+        if not isinstance(current, dict):
+            return None, {}
+        ledger_path = current.get("ledger")
+        ledger = _load(Path(ledger_path)) if isinstance(ledger_path, str) else None
+        return str(current.get("id") or "twin"), _counts(ledger)
     ledgers = [p for name in LEDGER_NAMES for p in model_dir.rglob(name) if p.is_file()]
     if not ledgers:
         return None, {}
     newest = max(ledgers, key=lambda p: p.stat().st_mtime)
-    try:
-        data = json.loads(newest.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        logger.warning("unreadable contribution ledger %s: %s", newest, exc)
+    data = _load(newest)
+    if not isinstance(data, dict):
         return None, {}
-    label = None
+    label = next((str(data[k]) for k in ("model_id", "model", "name") if data.get(k)),
+                 newest.parent.name)
+    return label, _counts(data)
+
+
+def _load(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        logger.warning("unreadable twin file %s: %s", path, exc)
+        return None
+
+
+def _counts(data: Any) -> dict[str, int]:
+    """Examples per secretary from a ledger (``contributions: {id: {examples: n}}``, as
+    ``twin_training`` writes it; a plain number or a list of records also reads)."""
     counts: dict[str, int] = {}
-    if isinstance(data, dict):
-        label = next((str(data[k]) for k in ("model", "model_name", "name", "release", "version")
-                      if data.get(k)), newest.parent.name)
-        for key in ("per_secretary", "secretaries", "contributions", "examples_per_secretary",
-                    "by_secretary"):
-            value = data.get(key)
-            if isinstance(value, dict):
-                for sec, n in value.items():
-                    if isinstance(n, dict):
-                        n = n.get("examples", n.get("train", 0))
-                    if isinstance(n, int | float):
-                        counts[str(sec)] = int(n)
-                break
-            if isinstance(value, list):
-                for item in value:
-                    if isinstance(item, dict) and item.get("secretary_id") is not None:
-                        n = item.get("examples", item.get("count", 0))
-                        counts[str(item["secretary_id"])] = int(n) if isinstance(n, int) else 0
-                break
-    return label, counts
+    if not isinstance(data, dict):
+        return counts
+    value = data.get("contributions", data.get("per_secretary"))
+    if isinstance(value, dict):
+        for sec, n in value.items():
+            if isinstance(n, dict):
+                n = n.get("examples", 0)
+            if isinstance(n, int | float) and not isinstance(n, bool):
+                counts[str(sec)] = int(n)
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict) and item.get("secretary_id") is not None:
+                n = item.get("examples", 0)
+                counts[str(item["secretary_id"])] = int(n) if isinstance(n, int) else 0
+    return counts
