@@ -8,6 +8,7 @@ scripted LLM double that is never needed (asserted).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
@@ -239,3 +240,15 @@ def test_eval_scenarios_takes_the_practice_from_the_settings(tmp_path: Path) -> 
     assert result.exit_code == 0 and "PASS" in result.output, result.output
     result = CliRunner().invoke(main, args)  # the demo practice: no Dr Vasseur there
     assert "FAIL" in result.output, result.output
+
+
+async def test_db_seed_with_another_practice_writes_no_demo_data(tmp_path: Path) -> None:
+    """`twin db seed --profile other.yaml` used to write the demo patients (and fail on the
+    demo's practitioner ids): now the other practice is seeded alone."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'agenda.db'}"
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "twin.cli", "db", "seed", "--profile", str(OTHER),
+                         "--url", url], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    counts = await _counts(url)
+    assert counts["Practitioner"] == 2 and counts["Patient"] == 0 and counts["Appointment"] == 0
