@@ -147,6 +147,9 @@ class _AgentProcessor(FrameProcessor):
         self._held_text = ""  # a turn that ended while the patient had already started again
         self._held_timer: asyncio.Task[None] | None = None
         self._vad_stops = 0  # speech segments ended since the bot last started speaking
+        self._bot_quiet = asyncio.Event()  # no bot audio playing (Bot*SpeakingFrame upstream)
+        self._bot_quiet.set()
+        self._dtmf_task: asyncio.Task[None] | None = None
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -176,6 +179,10 @@ class _AgentProcessor(FrameProcessor):
             await self.push_frame(frame, direction)
         elif isinstance(frame, BotStartedSpeakingFrame):
             self._vad_stops = 0
+            self._bot_quiet.clear()
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            self._bot_quiet.set()
             await self.push_frame(frame, direction)
         elif isinstance(frame, InputDTMFFrame):
             await self._on_dtmf(str(frame.button.value))
@@ -264,10 +271,20 @@ class _AgentProcessor(FrameProcessor):
             self._agent.handoff = Handoff(reason="caller_request", summary="touche 0 (secrétariat)")
             self._on_text("assistant", say)
             await self._cancel()
-            # the key cuts what is still queued (TTS, output, the session), like barge-in
-            await self.broadcast_interruption()
-            await self._speak([say])
-            await self._on_agent_done()
+            # not awaited here: the bot's stop comes back through this processor's input
+            self._dtmf_task = self.create_task(self._hand_off_now(say))
+
+    async def _hand_off_now(self, say: str) -> None:
+        """The key cuts what is still queued (TTS, output, the session), like barge-in;
+        once the bot is quiet (so the end of the cut greeting is not taken for the end of
+        the handoff sentence), the handoff sentence is spoken and the call handed off."""
+        speaking = not self._bot_quiet.is_set()
+        await self.broadcast_interruption()
+        if speaking:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._bot_quiet.wait(), timeout=5.0)
+        await self._speak([say])
+        await self._on_agent_done()
 
 
 def _last_user_text(context: LLMContext) -> str:
