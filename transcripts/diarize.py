@@ -7,12 +7,12 @@ A mono recording mixes the secretary and the caller. They are told apart by:
 2. **voice features** per 1 s window (0.5 s hop) inside the regions, over the loud frames
    only: the mean log-mel spectrum and MFCCs of the telephone band, the level and the
    median pitch — a voice and its phone line differ on exactly these;
-3. **2-cluster k-means** on the standardised windows (k-means++ starts, best of several);
-4. each region takes the majority label of its windows (short regions, too short for a
-   window of their own, take the label of the nearest window);
+3. **2-cluster k-means** on the standardised windows (k-means++ starts, best of several),
+   refined by two diagonal Gaussians (hard EM);
+4. each region takes the cluster that explains its windows best (summed log-likelihood);
 5. **roles**: the party who speaks first answers the phone, so on an incoming call it is
-   the secretary — unless a later opening region says a greeting word (e.g. the practice's
-   name) and the first does not. :func:`assign_roles` applies this once words are known.
+   the secretary — unless greeting words are configured (e.g. the practice's name) and the
+   other cluster's opening turn starts with one while the first turn does not. :func:`assign_roles` applies this once words are known.
 
 Speaker attribution accuracy is measured on the corpus's mono mixes by
 ``bench/transcripts_wer.py`` (see docs/PERFORMANCE.md, "Transcription").
@@ -184,6 +184,25 @@ def _kmeans2(x: np.ndarray, *, restarts: int = 8, seed: int = 0) -> np.ndarray:
     return best_labels
 
 
+def _gmm_refine(z: np.ndarray, labels: np.ndarray,
+                iterations: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Two diagonal Gaussians started from the k-means labels (hard EM); returns the labels
+    and each window's log-likelihood under each cluster."""
+    loglik = np.zeros((len(z), 2))
+    for _ in range(iterations):
+        for k in (0, 1):
+            member = z[labels == k] if np.sum(labels == k) > 1 else z
+            mu, var = member.mean(axis=0), member.var(axis=0) + 1e-2
+            weight = max(float(np.mean(labels == k)), 1e-3)
+            loglik[:, k] = (-0.5 * (((z - mu) ** 2) / var + np.log(var)).sum(axis=1)
+                            + np.log(weight))
+        new = loglik.argmax(axis=1)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+    return labels, loglik
+
+
 def diarize(audio: np.ndarray, *, min_silence_s: float = 0.15) -> list[SpeakerSegment]:
     """Speech regions of a two-party mono recording (16 kHz float32), each with a cluster.
 
@@ -197,12 +216,12 @@ def diarize(audio: np.ndarray, *, min_silence_s: float = 0.15) -> list[SpeakerSe
         return [SpeakerSegment(s, e, 0) for s, e in regions]
     std = feats.std(axis=0)
     z = (feats - feats.mean(axis=0)) / np.where(std > 1e-9, std, 1.0)
-    labels = _kmeans2(z)
+    labels, loglik = _gmm_refine(z, _kmeans2(z))
     out: list[SpeakerSegment] = []
     for start, end in regions:
         inside = (centres >= start) & (centres <= end)
-        if inside.any():
-            label = int(np.bincount(labels[inside], minlength=2).argmax())
+        if inside.any():  # the cluster that explains the region's windows best
+            label = int(loglik[inside].sum(axis=0).argmax())
         else:
             label = int(labels[np.argmin(np.abs(centres - (start + end) / 2))])
         out.append(SpeakerSegment(start, end, label))
@@ -224,8 +243,8 @@ def assign_roles(opening: Sequence[tuple[int, str]], greeting_words: Sequence[st
         return {0: "secretary", 1: "patient"}
     words = tuple(w.lower() for w in greeting_words if w)
 
-    def greets(text: str) -> bool:
-        low = text.lower()
+    def greets(text: str) -> bool:  # in the first words of the turn only
+        low = " ".join(text.lower().split()[:8])
         return any(w in low for w in words)
 
     first_cluster, first_text = opening[0]

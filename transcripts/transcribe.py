@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_CHANNEL_ROLES: tuple[str, str] = ("patient", "secretary")
 _UTTERANCE_GAP_S = 0.8
 _PHRASE_GAP_S = 0.3
-_GREETING_WORDS = ("cabinet", "secrétariat", "secretariat", "j'écoute", "que puis-je")
+
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,9 @@ class TranscribeConfig:
     beam_size: int = 5
     #: Speaker of each channel of a stereo file (left, right).
     channel_roles: tuple[str, str] = DEFAULT_CHANNEL_ROLES
-    #: Words that mark the secretary's greeting (the practice's name helps most).
-    greeting_words: tuple[str, ...] = _GREETING_WORDS
+    #: Words of the secretary's greeting (e.g. the practice's name): on a mono recording, a
+    #: cluster whose opening words hold one is the secretary even if it does not speak first.
+    greeting_words: tuple[str, ...] = ()
     initial_prompt: str | None = None
     #: A new turn of the same party starts after this much silence on its channel.
     max_pause_s: float = 8.0
