@@ -46,7 +46,7 @@ def recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     an empty one."""
     folder = tmp_path_factory.mktemp("archive")
     rate = 8000
-    left, right = load_channels(STEREO, rate=rate)
+    right = load_channels(STEREO, rate=rate)[1]
     files = {"stereo": folder / "20261005-083400.flac", "mono": folder / "mono.wav",
              "mp3": folder / "short.mp3", "corrupt": folder / "corrupt.wav",
              "empty": folder / "empty.flac"}
