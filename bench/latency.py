@@ -8,7 +8,12 @@ caller simulator playing fixture audio, and prints p50/p95 per stage:
   total voice-to-voice (end of speech → first bot audio out), measured inside the
   pipeline; plus voice-to-voice as the caller hears it (simulator side).
 
-Usage: .venv/bin/python bench/latency.py [--calls N] [--fixtures DIR] [--config FILE]
+Levers are compared in the same run, on the same loaded models (``--variant``), and load is
+measured with several simultaneous calls (``--concurrency 1,2,4,8``) and with other
+processes keeping cores busy (``--hog N``).
+
+Usage: .venv/bin/python bench/latency.py [--calls N] [--concurrency 1,2,4,8] [--hog N]
+           [--variant NAME:stt.window=full,stt.vad_stop_s=0.5 ...] [--fixtures DIR] [--config FILE]
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
+import os
 import statistics
 import sys
 import time
@@ -40,70 +47,146 @@ def pct(values: list[float], q: float) -> float:
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
-async def main(args: argparse.Namespace) -> dict[str, Any]:
+STAGES = ("turn_end_s", "stt_s", "llm_first_token_s", "tts_first_audio_s", "voice_to_voice_s")
+LABELS = {"turn_end_s": "speech end → turn end", "stt_s": "speech end → transcript",
+          "llm_first_token_s": "transcript → 1st text", "tts_first_audio_s": "1st text → 1st audio",
+          "voice_to_voice_s": "voice-to-voice (bot)", "caller_heard_v2v_s": "voice-to-voice (caller)",
+          "v2v_rule_turns_s": "  … turns answered by rules", "v2v_llm_turns_s": "  … turns answered by LLM"}
+
+
+def _hog(stop: Any) -> None:  # pragma: no cover - a busy core for the load test
+    x = 0
+    while not stop.is_set():
+        for _ in range(100_000):
+            x = (x * 31 + 7) % 1_000_003
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    name, _, rest = text.partition(":")
+    pairs = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
+    unknown = set(pairs) - {"stt.window", "stt.vad_stop_s", "stt.beam_size"}
+    if unknown:
+        raise SystemExit(f"--variant {text}: unknown key(s) {', '.join(sorted(unknown))}")
+    return name, pairs
+
+
+def apply_variant(services: Any, pairs: dict[str, str]) -> None:
+    """Switch levers on the loaded services (no reload: the same models for every variant)."""
+    services.whisper.window = pairs.get("stt.window", "fit")
+    services.vad_stop_s = float(pairs.get("stt.vad_stop_s", 0.2))
+    if "stt.beam_size" in pairs:
+        services.whisper.beam_size = int(pairs["stt.beam_size"])
+
+
+def summarise(reports: list[Any], caller_v2v: list[float]) -> dict[str, Any]:
+    stages: dict[str, list[float]] = {k: [] for k in STAGES}
+    stages["v2v_rule_turns_s"], stages["v2v_llm_turns_s"] = [], []
+    for r in reports:
+        for t in r.turns:
+            for key in STAGES:
+                if t.get(key) is not None:
+                    stages[key].append(float(t[key]))
+            if t.get("voice_to_voice_s") is not None and t.get("llm_first_token_s") is not None:
+                key = "v2v_llm_turns_s" if t["llm_first_token_s"] > 0.1 else "v2v_rule_turns_s"
+                stages[key].append(float(t["voice_to_voice_s"]))
+    stages["caller_heard_v2v_s"] = caller_v2v
+    return {k: {"n": len(v), "p50": pct(v, 0.5), "p95": pct(v, 0.95),
+                "mean": statistics.fmean(v) if v else float("nan")} for k, v in stages.items()}
+
+
+async def run_calls(services: Any, args: argparse.Namespace, *, calls: int, concurrency: int,
+                    data_dir: Path) -> dict[str, Any]:
     from telephony.server import AudioSocketServer
     from telephony.simulator import CallerSimulator, PatientTurn
+    from voice.call import CallReport, build_call_handler
+
+    reports: list[CallReport] = []
+    caller_v2v: list[float] = []
+    server = AudioSocketServer(host="127.0.0.1", port=0,
+                               handler=build_call_handler(services, on_report=reports.append))
+    await server.start()
+
+    async def one(i: int) -> None:
+        script = SCRIPTS[i % len(SCRIPTS)]
+        turns = [PatientTurn(wav=args.fixtures / f"{name}.wav") for name in script]
+        sim = CallerSimulator(host="127.0.0.1", port=server.port, sample_rate=8000)
+        rec = await sim.run(turns, record_to=data_dir / f"bench-{concurrency}-{i}.wav")
+        caller_v2v.extend(t.latency_s for t in rec.turns if t.latency_s is not None)
+
+    try:
+        done = 0
+        while done < calls:
+            wave = concurrency
+            t = time.monotonic()
+            await asyncio.gather(*(one(done + k) for k in range(wave)))
+            done += wave
+            for _ in range(100):  # the reports land when each call's handler returns
+                if len(reports) >= done:
+                    break
+                await asyncio.sleep(0.1)
+            print(f"  {done}/{calls} calls ({wave} at once) in {time.monotonic() - t:.1f} s",
+                  file=sys.stderr)
+    finally:
+        await server.stop()
+    if args.verbose:
+        for r in reports:
+            for who, text in r.transcript:
+                print(f"    {who:>9} › {text}", file=sys.stderr)
+            print(f"    booked={r.booked} handoff={r.handoff}", file=sys.stderr)
+    return summarise(reports, caller_v2v)
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
     from twin.runtime import voice_runtime
     from twin.settings import Settings
-    from voice.call import CallReport, build_call_handler
 
     settings = Settings.load(args.config)
     settings.data_dir = str(Path(settings.data_dir) / "bench")
     (Path(settings.data_dir) / "agenda.db").unlink(missing_ok=True)
-    reports: list[CallReport] = []
-    caller_v2v: list[float] = []
+    variants = [parse_variant(v) for v in args.variant] or [("default", {})]
+    levels = [int(x) for x in args.concurrency.split(",")]
+    results: dict[str, Any] = {}
+    stop = multiprocessing.Event()
+    hogs = [multiprocessing.Process(target=_hog, args=(stop,), daemon=True) for _ in range(args.hog)]
     async with voice_runtime(settings, say=lambda m: print(m, file=sys.stderr)) as services:
-        server = AudioSocketServer(host="127.0.0.1", port=0,
-                                   handler=build_call_handler(services, on_report=reports.append))
-        await server.start()
+        for h in hogs:
+            h.start()
         try:
-            for i in range(args.calls):
-                script = SCRIPTS[i % len(SCRIPTS)]
-                turns = [PatientTurn(wav=args.fixtures / f"{name}.wav") for name in script]
-                sim = CallerSimulator(host="127.0.0.1", port=server.port, sample_rate=8000)
-                t = time.monotonic()
-                rec = await sim.run(turns, record_to=Path(settings.data_dir) / f"bench-{i}.wav")
-                n = len(reports)
-                for _ in range(100):
-                    if len(reports) > i:
-                        break
-                    await asyncio.sleep(0.1)
-                for turn in rec.turns:
-                    if turn.latency_s is not None:
-                        caller_v2v.append(turn.latency_s)
-                print(f"call {i + 1}/{args.calls}: {time.monotonic() - t:.1f} s, "
-                      f"{len(reports) - n} report(s)", file=sys.stderr)
-                if args.verbose and len(reports) > i:
-                    r = reports[i]
-                    for who, text in r.transcript:
-                        print(f"    {who:>9} › {text}", file=sys.stderr)
-                    print(f"    booked={r.booked} handoff={r.handoff}", file=sys.stderr)
+            for name, pairs in variants:
+                apply_variant(services, pairs)
+                for level in levels:
+                    print(f"variant {name}, {level} simultaneous call(s), {args.hog} busy core(s)",
+                          file=sys.stderr)
+                    key = f"{name} x{level}" + (f" hog{args.hog}" if args.hog else "")
+                    results[key] = await run_calls(services, args, calls=max(args.calls, level),
+                                                   concurrency=level,
+                                                   data_dir=Path(settings.data_dir))
         finally:
-            await server.stop()
-    stages: dict[str, list[float]] = {"stt_s": [], "llm_first_token_s": [], "tts_first_audio_s": [],
-                                      "voice_to_voice_s": []}
-    for r in reports:
-        for t in r.turns:
-            for key, values in stages.items():
-                if t.get(key) is not None:
-                    values.append(float(t[key]))
-    for r in reports:
-        for t in r.turns:
-            if t.get("voice_to_voice_s") is None or t.get("llm_first_token_s") is None:
-                continue
-            key = "v2v_llm_turns_s" if t["llm_first_token_s"] > 0.1 else "v2v_rule_turns_s"
-            stages.setdefault(key, []).append(float(t["voice_to_voice_s"]))
-    stages.setdefault("v2v_rule_turns_s", [])
-    stages.setdefault("v2v_llm_turns_s", [])
-    stages["caller_heard_v2v_s"] = caller_v2v
-    out = {k: {"n": len(v), "p50": pct(v, 0.5), "p95": pct(v, 0.95),
-               "mean": statistics.fmean(v) if v else float("nan")} for k, v in stages.items()}
-    return out
+            stop.set()
+            for h in hogs:
+                h.join(5)
+    return results
+
+
+def print_table(results: dict[str, Any]) -> None:
+    base = next(iter(results.values()))["voice_to_voice_s"]["p50"] if results else float("nan")
+    for key, stages in results.items():
+        v2v = stages["voice_to_voice_s"]["p50"]
+        print(f"\n{key}   (voice-to-voice p50 ratio to the first row: {v2v / base:.2f})")
+        print(f"{'stage':<30}{'n':>4}{'p50':>9}{'p95':>9}{'mean':>9}")
+        for stage, row in stages.items():
+            print(f"{LABELS[stage]:<30}{row['n']:>4}{row['p50']:>8.2f}s{row['p95']:>8.2f}s"
+                  f"{row['mean']:>8.2f}s")
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--calls", type=int, default=5)
+    p.add_argument("--calls", type=int, default=5, help="calls per row (at least the concurrency)")
+    p.add_argument("--concurrency", default="1", help="simultaneous calls, e.g. 1,2,4,8")
+    p.add_argument("--hog", type=int, default=0, help="processes keeping a core busy meanwhile")
+    p.add_argument("--variant", action="append", default=[],
+                   help="NAME:key=value,... levers for one row set (stt.window, stt.vad_stop_s, "
+                        "stt.beam_size); repeat to compare in one run")
     p.add_argument("--fixtures", type=Path,
                    default=Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "calls")
     p.add_argument("--config", type=Path, default=None)
@@ -113,13 +196,8 @@ if __name__ == "__main__":
     from twin.cli import quiet_pipecat
 
     quiet_pipecat(30)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     result = asyncio.run(main(a))
-    print(f"{'stage':<28}{'n':>4}{'p50':>9}{'p95':>9}{'mean':>9}")
-    labels = {"stt_s": "speech end → transcript", "llm_first_token_s": "transcript → 1st LLM text",
-              "tts_first_audio_s": "1st text → 1st TTS audio", "voice_to_voice_s": "voice-to-voice (bot)",
-              "caller_heard_v2v_s": "voice-to-voice (caller)",
-              "v2v_rule_turns_s": "  … turns answered by rules", "v2v_llm_turns_s": "  … turns answered by LLM"}
-    for key, row in result.items():
-        print(f"{labels[key]:<28}{row['n']:>4}{row['p50']:>8.2f}s{row['p95']:>8.2f}s{row['mean']:>8.2f}s")
+    print_table(result)
     if a.json:
         a.json.write_text(json.dumps(result, indent=2))

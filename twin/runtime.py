@@ -107,7 +107,7 @@ async def voice_runtime(settings: Settings, *, seed_demo: bool = False, audio: b
         tts: ESpeakTTS | PiperTTS | None = None
         if stt_dir is not None:
             whisper = WhisperEngine(model_dir=stt_dir, language=settings.stt.language,
-                                    beam_size=settings.stt.beam_size,
+                                    beam_size=settings.stt.beam_size, window=settings.stt.window,
                                     initial_prompt=_initial_prompt(profile),
                                     workers=stt_workers(settings.stt.workers))
             if settings.tts.engine == "piper":
@@ -146,7 +146,7 @@ async def voice_runtime(settings: Settings, *, seed_demo: bool = False, audio: b
                                     timeout_s=settings.llm.timeout_s)
         services = VoiceServices(llm=llm, whisper=whisper, tts_engine=tts, booking=booking,
                                  profile=profile, safety=safety, policy=settings.policy,
-                                 twin_llm=twin_llm)
+                                 twin_llm=twin_llm, vad_stop_s=settings.stt.vad_stop_s)
         t = time.monotonic()
         agent, _tools = make_agent(services, call_id="warm-up")
         agent.greeting()

@@ -48,6 +48,12 @@ class STTSettings:
                                                                   "path to a CTranslate2 model folder."})
     language: str = field(default="fr", metadata={"help": "Forced transcription language."})
     beam_size: int = field(default=5, metadata={"help": "Beam size (1 is faster, 5 is more accurate)."})
+    vad_stop_s: float = field(default=0.2, metadata={
+        "help": "Silence (s) before the VAD ends a speech segment; smart-turn v3 then decides "
+                "whether the turn is over. Longer: fewer split sentences, slower answers."})
+    window: str = field(default="fit", metadata={
+        "help": "fit: encode the utterance plus 1 s (at least 10 s) instead of Whisper's fixed "
+                "30 s window (about 3x less encoder time); full: always 30 s."})
     workers: int = field(default=0, metadata={
         "help": "Transcriptions run at once (the cores are split between them); 0: one per "
                 "two cores. twin serve admits calls by the measured pace of these."})
@@ -118,6 +124,9 @@ class Settings:
         if settings.policy not in {"rules", "model", "hybrid"}:
             raise SettingsError(f"{where}.policy: must be 'rules', 'model' or 'hybrid', not "
                                 f"'{settings.policy}'")
+        if settings.stt.window not in {"fit", "full"}:
+            raise SettingsError(f"{where}.stt.window: must be 'fit' or 'full', not "
+                                f"'{settings.stt.window}'")
         if settings.tts.engine not in {"espeak", "piper"}:
             raise SettingsError(f"{where}.tts.engine: must be 'espeak' or 'piper', not "
                                 f"'{settings.tts.engine}'")

@@ -38,6 +38,7 @@ class VoiceServices:
     policy: str = "rules"  # the dialogue policy: rules | model | hybrid (voice.policy)
     twin_llm: ChatLLM | None = None  # the twin policy's model; None: ``llm``
     now: Callable[[], datetime] | None = None  # the calls' clock; None: the practice's now
+    vad_stop_s: float = 0.2  # the VAD's hangover before smart-turn decides (voice.pipeline)
 
 
 @dataclass
@@ -123,7 +124,8 @@ def build_call_handler(services: VoiceServices, *,
         await _safe(services.booking.start_call(call_id=call_id, caller_number=caller))
         pipeline = CallPipeline(session=session, agent=agent,
                                 stt=WhisperSTT(engine=services.whisper),
-                                tts=make_tts_service(services.tts_engine), on_text=text_cb)
+                                tts=make_tts_service(services.tts_engine), on_text=text_cb,
+                                vad_stop_s=services.vad_stop_s)
         outcome_label = "error"
         try:
             outcome = await pipeline.run()

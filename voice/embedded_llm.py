@@ -39,7 +39,8 @@ class EmbeddedLLMServer:
 
     def __init__(self, *, model_path: Path, port: int = 0, n_ctx: int = 4096,
                  n_threads: int | None = None, log_path: Path | None = None,
-                 startup_timeout_s: float = 180.0) -> None:
+                 startup_timeout_s: float = 180.0, state_dir: Path | None = None) -> None:
+        self._state_dir = state_dir  # the warm prompt state, kept across restarts (voice.llm_warm_state)
         self.model_path = model_path
         self._port = port
         self._n_ctx = n_ctx
@@ -73,6 +74,8 @@ class EmbeddedLLMServer:
                "--model_alias", self.model_name, "--host", "127.0.0.1", "--port", str(self._port),
                "--n_ctx", str(self._n_ctx), "--n_threads", str(self._n_threads),
                "--n_threads_batch", str(self._n_threads), "--n_batch", "256"]
+        if self._state_dir is not None:
+            cmd += ["--state_dir", str(self._state_dir)]
         logger.info("starting embedded LLM: %s", " ".join(cmd))
         self._proc = await asyncio.to_thread(self._spawn, cmd)
         deadline = time.monotonic() + self._startup_timeout_s

@@ -6,7 +6,8 @@ for AMX tiles; inside a virtual machine that does not grant the tile state this 
 general protection fault on the first token (seen on Firecracker guests with Sapphire
 Rapids hosts). There the extra buffer types are turned off (``use_extra_bufts = False``):
 the model runs on the plain CPU kernels. ``TWIN_LLAMA_EXTRA_BUFTS=1`` forces them on,
-``=0`` off. Same arguments as ``python -m llama_cpp.server``.
+``=0`` off. Same arguments as ``python -m llama_cpp.server``, plus ``--state_dir DIR``: the
+warm prompt state kept across restarts (``voice.llm_warm_state``).
 """
 
 from __future__ import annotations
@@ -34,10 +35,18 @@ def extra_buffer_types_safe(cpuinfo: str | None = None) -> bool:
 
 
 def main() -> None:
+    import sys
+
     import llama_cpp
     import llama_cpp.llama
     from llama_cpp.server.__main__ import main as server_main
 
+    from voice.llm_warm_state import install, pop_state_dir
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    state_dir = pop_state_dir(sys.argv)
+    if state_dir is not None:
+        install(state_dir)
     if not extra_buffer_types_safe():
         default_params = llama_cpp.llama_model_default_params
 

@@ -39,6 +39,7 @@ try:
         StartFrame,
         TranscriptionFrame,
         TTSAudioRawFrame,
+        UserStoppedSpeakingFrame,
         VADUserStartedSpeakingFrame,
         VADUserStoppedSpeakingFrame,
     )
@@ -59,7 +60,10 @@ __all__ = ["CallPipeline", "TurnTiming"]
 
 logger = logging.getLogger(__name__)
 
-VAD_STOP_SECS = 0.5
+# Silence the VAD waits for before it calls a speech segment over. smart-turn v3 then decides
+# whether the turn is complete (answer now) or not (wait for more, up to the stop timeout), so
+# the hangover can be short; the split-utterance hold (below) keeps a paused sentence whole.
+VAD_STOP_SECS = 0.2
 
 
 @dataclass
@@ -67,6 +71,7 @@ class TurnTiming:
     """Monotonic timestamps of one patient turn, and the latencies derived from them."""
 
     speech_end: float | None = None  # VAD stop minus the VAD's own hangover
+    turn_end: float | None = None  # smart-turn (or the stop timeout) decided the turn is over
     transcript: float | None = None
     llm_first_text: float | None = None
     tts_first_audio: float | None = None
@@ -81,6 +86,10 @@ class TurnTiming:
         return self._d(self.speech_end, self.transcript)
 
     @property
+    def turn_end_s(self) -> float | None:
+        return self._d(self.speech_end, self.turn_end)
+
+    @property
     def llm_s(self) -> float | None:
         return self._d(self.transcript, self.llm_first_text)
 
@@ -93,13 +102,28 @@ class TurnTiming:
         return self._d(self.speech_end, self.bot_started)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "stt_s": self.stt_s, "llm_first_token_s": self.llm_s,
-                "tts_first_audio_s": self.tts_s, "voice_to_voice_s": self.voice_to_voice_s}
+        return {"text": self.text, "stt_s": self.stt_s, "turn_end_s": self.turn_end_s,
+                "llm_first_token_s": self.llm_s, "tts_first_audio_s": self.tts_s,
+                "voice_to_voice_s": self.voice_to_voice_s}
+
+    def log_line(self) -> str:
+        """Stage timings from the end of speech, for the call's log (no words)."""
+        def f(v: float | None) -> str:
+            return "-" if v is None else f"{v:.2f}s"
+
+        return (f"turn end {f(self.turn_end_s)}, transcript {f(self.stt_s)}, first text "
+                f"{f(self._d(self.speech_end, self.llm_first_text))}, first audio "
+                f"{f(self._d(self.speech_end, self.tts_first_audio))}, bot speaking "
+                f"{f(self.voice_to_voice_s)} ({len(self.text)} chars heard)")
 
 
 class _LatencyObserver(BaseObserver):
-    def __init__(self, *, turns: list[TurnTiming], on_bot_stopped: Callable[[], None]) -> None:
+    def __init__(self, *, turns: list[TurnTiming], on_bot_stopped: Callable[[], None],
+                 vad_stop_s: float = VAD_STOP_SECS, call_id: str = "") -> None:
         super().__init__()
+        self._vad_stop_s = vad_stop_s
+        self._call_id = call_id
+        self._turn_end: float | None = None
         self._turns = turns
         self._on_bot_stopped = on_bot_stopped
         self._seen: set[int] = set()
@@ -113,10 +137,17 @@ class _LatencyObserver(BaseObserver):
         now = time.monotonic()
         if isinstance(frame, VADUserStartedSpeakingFrame):
             self._pending_end = None
+            self._turn_end = None
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
-            self._pending_end = now - VAD_STOP_SECS
+            self._pending_end = now - self._vad_stop_s
+        elif isinstance(frame, UserStoppedSpeakingFrame):
+            self._turn_end = now
+            if self._turns and self._turns[-1].turn_end is None \
+                    and self._turns[-1].llm_first_text is None:
+                self._turns[-1].turn_end = now  # the transcript came first
         elif isinstance(frame, TranscriptionFrame):
-            turn = TurnTiming(speech_end=self._pending_end, transcript=now, text=frame.text)
+            turn = TurnTiming(speech_end=self._pending_end, transcript=now, text=frame.text,
+                              turn_end=self._turn_end)
             self._turns.append(turn)
         elif self._turns:
             turn = self._turns[-1]
@@ -126,6 +157,7 @@ class _LatencyObserver(BaseObserver):
                 turn.tts_first_audio = now
             elif isinstance(frame, BotStartedSpeakingFrame) and turn.bot_started is None and turn.llm_first_text:
                 turn.bot_started = now
+                logger.info("call %s: %s", self._call_id, turn.log_line())
         if isinstance(frame, BotStoppedSpeakingFrame):
             self._on_bot_stopped()
 
@@ -310,7 +342,8 @@ class CallPipeline:
 
     def __init__(self, *, session: Any, agent: CallAgent, stt: Any, tts: Any,
                  on_text: Callable[[str, str], None] | None = None,
-                 max_call_s: float = 900.0) -> None:
+                 max_call_s: float = 900.0, vad_stop_s: float = VAD_STOP_SECS) -> None:
+        self._vad_stop_s = vad_stop_s
         self._session = session
         self._agent = agent
         self._stt = stt
@@ -329,7 +362,7 @@ class CallPipeline:
         transport = AudioSocketTransport(session=self._session, on_hangup=self._caller_hung_up)
         context = LLMContext()
         user = LLMUserAggregator(context, params=LLMUserAggregatorParams(
-            vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=VAD_STOP_SECS)),
+            vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=self._vad_stop_s)),
             user_turn_stop_timeout=3.0))
         agent_proc = _AgentProcessor(agent=self._agent, on_agent_done=self._agent_finished,
                                      on_text=self._on_text,
@@ -338,7 +371,9 @@ class CallPipeline:
         pipeline = Pipeline([transport.input(), self._stt, user, agent_proc, self._tts,
                              transport.output()])
         rate = int(self._session.sample_rate)
-        observer = _LatencyObserver(turns=self.turns, on_bot_stopped=self._bot_stopped.set)
+        observer = _LatencyObserver(turns=self.turns, on_bot_stopped=self._bot_stopped.set,
+                                    vad_stop_s=self._vad_stop_s,
+                                    call_id=str(self._session.call_id))
         self._worker = PipelineWorker(
             pipeline, params=PipelineParams(audio_in_sample_rate=rate, audio_out_sample_rate=rate),
             observers=[observer], idle_timeout_secs=None, enable_rtvi=False,

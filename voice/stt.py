@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from knowledge.privacy import redacted
+from voice.whisper_fit import transcribe_fitted
 
 __all__ = ["Transcript", "WhisperEngine", "WhisperSTT"]
 
@@ -53,8 +54,14 @@ class WhisperEngine:
 
     def __init__(self, *, model_dir: Path, language: str = "fr", beam_size: int = 1,
                  cpu_threads: int = 0, initial_prompt: str | None = None,
-                 no_speech_threshold: float = 0.6, workers: int = 1) -> None:
+                 no_speech_threshold: float = 0.6, workers: int = 1,
+                 window: str = "fit") -> None:
+        if window not in ("fit", "full"):
+            raise ValueError(f"window must be 'fit' or 'full', not {window!r}")
         self.model_dir = model_dir
+        # "fit": encode the utterance plus 1 s (at least 10 s) instead of Whisper's 30 s
+        # window (voice/whisper_fit.py); "full": faster-whisper's own 30 s path.
+        self.window = window
         self.language = language
         self.beam_size = beam_size
         self.initial_prompt = initial_prompt
@@ -91,13 +98,23 @@ class WhisperEngine:
             audio = soxr.resample(audio, sample_rate, WHISPER_RATE)
         with self._slots:  # 2 cores are better used by one decode than by two
             t = time.monotonic()
-            segments, info = self._model.transcribe(
-                audio, language=self.language, beam_size=self.beam_size,
-                initial_prompt=self.initial_prompt, condition_on_previous_text=False,
-                vad_filter=False)
-            segments = list(segments)
+            fitted = (transcribe_fitted(self._model, audio, language=self.language,
+                                        beam_size=self.beam_size, initial_prompt=self.initial_prompt)
+                      if self.window == "fit" else None)
+            if fitted is None:
+                segments, info = self._model.transcribe(
+                    audio, language=self.language, beam_size=self.beam_size,
+                    initial_prompt=self.initial_prompt, condition_on_previous_text=False,
+                    vad_filter=False)
+                segments = list(segments)
             took = time.monotonic() - t
             self.decode_s = took if self.decode_s is None else 0.7 * self.decode_s + 0.3 * took
+        if fitted is not None:
+            keep = (fitted.no_speech_prob < self.no_speech_threshold or fitted.avg_logprob > -0.8)
+            return Transcript(text=fitted.text if keep else "", language=self.language,
+                              no_speech_prob=fitted.no_speech_prob, avg_logprob=fitted.avg_logprob,
+                              audio_s=len(audio) / WHISPER_RATE,
+                              elapsed_s=time.monotonic() - started)
         kept = [s for s in segments if s.no_speech_prob < self.no_speech_threshold or s.avg_logprob > -0.8]
         text = " ".join(s.text.strip() for s in kept).strip()
         nsp = max((s.no_speech_prob for s in segments), default=1.0)
