@@ -155,6 +155,7 @@ def _shots(driver: Any, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
         driver.set_window_size(*size)
+        driver.refresh()  # a GET page: laid out as a phone or a desktop would first show it
         _wait(driver, lambda d: d.execute_script("return document.readyState") == "complete",
               "page not loaded")
         width = driver.execute_script("return document.documentElement.scrollWidth")

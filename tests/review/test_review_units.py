@@ -165,6 +165,10 @@ def test_handoff_and_latency_shapes() -> None:
     assert handoff_reason({"handoff_reason": "colère"}, None) == "colère"
     assert latencies_s({"voice_to_voice_ms": 1500}) == [1.5]
     assert latencies_s({"voice_to_voice_s": [True, -1, "x", 0.5]}) == [0.5]
+    # the shape twin/call_archive.py writes for the assistant's calls
+    meta = {"handoff_reason": None, "latency": [
+        {"stt_s": 0.3, "voice_to_voice_s": 1.1}, {"stt_s": 0.2, "voice_to_voice_s": None}]}
+    assert latencies_s(meta) == [1.1] and handoff_reason(meta, "booked") is None
 
 
 def test_contribution_ledger_shapes(tmp_path: Path) -> None:

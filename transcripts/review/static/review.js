@@ -9,6 +9,10 @@
   }
 
   ready(function () {
+    // The list's filters stay open on a wide screen, folded on a phone.
+    var more = document.querySelector(".more-filters");
+    if (more && window.matchMedia("(min-width: 700px)").matches) more.open = true;
+
     var player = document.getElementById("player");
     var turns = Array.prototype.slice.call(document.querySelectorAll(".turn[data-start]"));
     var follow = document.getElementById("follow");
