@@ -339,7 +339,7 @@ async def transcribe_pending(store: Any, backend: Any, *, actor: str = "transcri
         return report
     bar = _progress_bar(sum(j.duration_s for j in jobs), len(jobs), enabled=progress)
     started = time.monotonic()
-    await asyncio.to_thread(backend.start)
+    backend.start()  # in the main thread (Ray sets signal handlers there)
     results = backend.run(jobs)
     try:
         while True:
