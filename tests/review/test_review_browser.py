@@ -186,6 +186,10 @@ def test_reviewer_listens_corrects_redacts_labels_and_approves(site: Any, browse
         "the audio did not play from the turn")
     _wait(browser, lambda d: "playing" in d.find_element(By.ID, "turn-2").get_attribute("class"),
           "the playing turn is not highlighted")
+    # speed control
+    _click(browser, browser.find_element(By.CSS_SELECTOR, "#speed option[value='1.5']"))
+    _wait(browser, lambda d: d.execute_script(
+        "return document.getElementById('player').playbackRate") == 1.5, "speed not applied")
     # keyboard: k pauses, j goes to the next turn
     body = browser.find_element(By.TAG_NAME, "body")
     body.send_keys("k")

@@ -49,6 +49,16 @@ async def _prepare(store: Any) -> int:
     return sum(1 for u in users if not u.disabled)
 
 
+def _profile_name(path: Path | None) -> str:
+    """The practice's name from its profile (``None``: the demo profile)."""
+    from knowledge.profile import ProfileError, default_profile_path, load_profile
+
+    try:
+        return load_profile(path or default_profile_path()).practice.name
+    except ProfileError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 def _exit_on_signal(signum: int, _frame: Any) -> None:
     sys.exit(128 + signum)
 
@@ -71,10 +81,11 @@ def _exit_on_signal(signum: int, _frame: Any) -> None:
 @click.option("--twin-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The twin's model folder (contribution ledgers); default: the data "
                    "folder's twin/.")
-@click.option("--practice-name", default="Cabinet médical", show_default=True)
+@click.option("--profile", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="The practice profile (its name heads the pages).")
 def review(host: str, port: int, demo: bool, url: str | None, second_review: bool,
            secure_cookies: bool, audio_root: Path | None, twin_dir: Path | None,
-           practice_name: str) -> None:
+           profile: Path | None) -> None:
     """Serve the staff review page: listen, correct, redact, label, approve."""
     try:
         import uvicorn
@@ -92,11 +103,12 @@ def review(host: str, port: int, demo: bool, url: str | None, second_review: boo
         url = f"sqlite+aiosqlite:///{folder / 'review-demo.db'}"
         store = _store(url)
         username, password = asyncio.run(_prepare_demo(store, folder))
-        practice_name = "Cabinet médical des Tilleuls (démo)"
+        practice_name = _profile_name(None) + " (démo)"
         click.echo(f"Demo store: {folder}")
         click.echo(f"Log in as {username} / {password} (admin; also 'secretaire' as reviewer "
                    "and 'formateur' as trainer, same password)")
     else:
+        practice_name = _profile_name(profile) if profile else "Cabinet médical"
         store = _store(url or default_url())
         active = asyncio.run(_prepare(store))
         if active == 0:

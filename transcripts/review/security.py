@@ -63,7 +63,7 @@ def same_token(a: str | None, b: str | None) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LoginRateLimiter:
     """At most ``max_failures`` failed logins per ``window_s`` seconds, counted per client
     address and per user name (whichever trips first), in memory."""
