@@ -146,7 +146,8 @@ class CallTranscriber:
         started = time.monotonic()
         roles = tuple(channel_roles or self.config.channel_roles)
         duration = len(channels[0]) / TARGET_RATE
-        language = self._language(channels)
+        language = (self.detect_language(channels) if self.config.detect_language
+                    else self.config.language)
         if len(channels) >= 2:
             utterances: list[_Utterance] = []
             for audio, role in zip(channels[:2], roles, strict=False):
@@ -161,9 +162,8 @@ class CallTranscriber:
                               channels=len(channels), diarized=diarized,
                               elapsed_s=time.monotonic() - started, model=self.model_dir.name)
 
-    def _language(self, channels: list[np.ndarray]) -> str:
-        if not self.config.detect_language:
-            return self.config.language
+    def detect_language(self, channels: list[np.ndarray]) -> str:
+        """The language spoken in the first 30 s of speech of the call (channels mixed)."""
         mix = np.mean(np.vstack(channels), axis=0) if len(channels) > 1 else channels[0]
         try:
             lang, prob, _ = self.model.detect_language(mix, vad_filter=True)

@@ -188,3 +188,25 @@ async def test_ray_local_cluster_gives_the_same_transcripts(
             assert got == shared_results["local"][name], name
     finally:
         await store.dispose()
+
+
+def test_language_detected_per_call(tmp_path: Path, model_dir: Path) -> None:
+    """With detect_language, an English call is transcribed in English (the default is
+    French for every call)."""
+    from transcripts.transcribe import CallTranscriber
+    from voice.tts import ESpeakTTS
+
+    tts = ESpeakTTS(language="en")
+    tts.load()
+    speech = tts.synthesize("Hello, I would like to book an appointment with the doctor "
+                            "tomorrow morning, please.").astype(np.float32) / 32768.0
+    path = tmp_path / "english.wav"
+    write_audio(path, [np.concatenate([np.zeros(tts.sample_rate // 2, np.float32), speech])],
+                rate=tts.sample_rate)
+    detecting = CallTranscriber(model_dir=model_dir,
+                                config=TranscribeConfig(beam_size=1, detect_language=True))
+    detecting.load()
+    result = detecting.transcribe_file(path)
+    assert result.language == "en"
+    assert {"appointment", "doctor"} <= _words(" ".join(t.text for t in result.turns))
+    assert detecting.detect_language(load_channels(STEREO)) == "fr"
