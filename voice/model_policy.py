@@ -115,6 +115,7 @@ class ModelPolicy:
     # -- a turn ---------------------------------------------------------------------------------
     async def propose(self, ctx: PolicyContext) -> AsyncIterator[Speech]:
         turn = ctx.turn
+        turn.policy = "model"
         history = self.messages(ctx)
         produced: list[dict[str, Any]] = []
         turn.policy_messages = produced

@@ -128,6 +128,7 @@ class RulesPolicy:
             await warm(ctx.messages, self._tools.schemas())
 
     async def propose(self, ctx: PolicyContext) -> AsyncIterator[Speech]:
+        ctx.turn.policy = "rules"
         ruled = await rules_step(self._tools, ctx)
         if ruled is not None:
             for piece in ruled:
