@@ -47,20 +47,31 @@ class SpanOpsMixin:
         def write(self) -> AbstractAsyncContextManager[AsyncSession]: ...
 
         async def _lock_call(self, session: AsyncSession, call_id: int,
-                             expected_version: int | None) -> TrCall: ...
+                             expected_version: int | None, *, bump: bool = True) -> TrCall: ...
+
+        @staticmethod
+        def _bump(call: TrCall) -> None: ...
 
         @staticmethod
         def _audit_row(session: AsyncSession, *, actor: str, action: str, call_id: int | None,
                        entity: str, entity_id: Any = None, before: Any = None,
                        after: Any = None) -> None: ...
 
-    async def _load_turn(self, session: AsyncSession, turn_id: int) -> TrTurn:
+    async def _lock_turn(self, session: AsyncSession, turn_id: int,
+                         expected_version: int | None) -> tuple[TrCall, TrTurn]:
+        """Lock the turn's call (version checked, not bumped), then read the turn with its
+        spans and originals: what is read cannot change before the commit."""
+        call_id = await session.scalar(select(TrTurn.call_id).where(TrTurn.id == turn_id))
+        if call_id is None:
+            raise CallNotFound(f"no turn {turn_id}")
+        call = await self._lock_call(session, int(call_id), expected_version, bump=False)
         turn = await session.scalar(
             select(TrTurn).where(TrTurn.id == turn_id)
-            .options(selectinload(TrTurn.spans).selectinload(TrPiiSpan.mapping)))
+            .options(selectinload(TrTurn.spans).selectinload(TrPiiSpan.mapping))
+            .execution_options(populate_existing=True))
         if turn is None:
             raise CallNotFound(f"no turn {turn_id}")
-        return turn
+        return call, turn
 
     async def _placeholders(self, session: AsyncSession, call_id: int) -> Placeholders:
         rows = await session.execute(
@@ -78,13 +89,16 @@ class SpanOpsMixin:
         wins), an existing span (or a rejected one: the reviewer decided) or are empty are
         skipped. Returns the ids of the new spans, in text order."""
         async with self.write() as session:
-            turn = await self._load_turn(session, turn_id)
-            return await self._redact(session, turn, spans, actor=actor, status=status,
-                                      expected_version=expected_version)
+            call, turn = await self._lock_turn(session, turn_id, expected_version)
+            ids = await self._redact(session, turn, spans, actor=actor, status=status)
+            if ids:
+                self._bump(call)
+            return ids
 
     async def _redact(self, session: AsyncSession, turn: TrTurn,
-                      spans: Sequence[PiiSpanProposal], *, actor: str, status: str,
-                      expected_version: int | None, lock: bool = True) -> list[int]:
+                      spans: Sequence[PiiSpanProposal], *, actor: str,
+                      status: str) -> list[int]:
+        """Redact in an open transaction; the caller holds the call (and bumps it)."""
         if status not in SPAN_STATUSES:
             raise ValueError(f"status must be one of {SPAN_STATUSES}")
         for p in spans:
@@ -92,8 +106,6 @@ class SpanOpsMixin:
                 raise ValueError(f"unknown PII type {p.type!r}")
             if p.source not in SPAN_SOURCES:
                 raise ValueError(f"unknown span source {p.source!r}")
-        if lock:
-            await self._lock_call(session, turn.call_id, expected_version)
         text = turn.text
         cleaned: list[PiiSpanProposal] = []
         for p in spans:
@@ -139,16 +151,16 @@ class SpanOpsMixin:
         if type not in PII_TYPES:
             raise ValueError(f"unknown PII type {type!r}")
         async with self.write() as session:
-            turn = await self._load_turn(session, turn_id)
+            call, turn = await self._lock_turn(session, turn_id, expected_version)
             if not 0 <= start < end <= len(turn.text):
                 raise ValueError(f"span {start}:{end} is outside the turn ({len(turn.text)} chars)")
             ids = await self._redact(session, turn,
                                      [PiiSpanProposal(start=start, end=end, type=type,
                                                       source="reviewer")],
-                                     actor=actor, status="accepted",
-                                     expected_version=expected_version)
+                                     actor=actor, status="accepted")
             if not ids:
                 raise ValueError(f"span {start}:{end} overlaps a span already marked")
+            self._bump(call)
             return ids[0]
 
     async def set_span_status(self, span_id: int, status: str, *, actor: str,
@@ -159,14 +171,18 @@ class SpanOpsMixin:
         if status not in SPAN_STATUSES:
             raise ValueError(f"status must be one of {SPAN_STATUSES}")
         async with self.write() as session:
-            span = await session.get(TrPiiSpan, span_id)
-            if span is None:
+            turn_id = await session.scalar(select(TrPiiSpan.turn_id)
+                                           .where(TrPiiSpan.id == span_id))
+            if turn_id is None:
                 raise CallNotFound(f"no span {span_id}")
-            turn = await self._load_turn(session, span.turn_id)
-            call = await self._lock_call(session, turn.call_id, expected_version)
+            call, turn = await self._lock_turn(session, int(turn_id), expected_version)
+            span = next((s for s in turn.spans if s.id == span_id), None)
+            if span is None:  # deleted meanwhile
+                raise CallNotFound(f"no span {span_id}")
             old = span.status
             if old == status:
                 return call.version
+            self._bump(call)
             was_active, now_active = old in _ACTIVE, status in _ACTIVE
             if was_active != now_active:
                 original = span.mapping.original if span.mapping else None
@@ -198,8 +214,7 @@ class SpanOpsMixin:
         if speaker is not UNSET and speaker not in SPEAKERS:
             raise ValueError(f"speaker must be one of {SPEAKERS}")
         async with self.write() as session:
-            turn = await self._load_turn(session, turn_id)
-            call = await self._lock_call(session, turn.call_id, expected_version)
+            call, turn = await self._lock_turn(session, turn_id, expected_version)
             before: dict[str, Any] = {}
             after: dict[str, Any] = {}
             for name, value in (("speaker", speaker), ("actions", actions), ("start_s", start_s),
@@ -212,6 +227,9 @@ class SpanOpsMixin:
                     if dropped:
                         after["dropped_spans"] = dropped
                 setattr(turn, name, value)
+            if not after:  # nothing changed
+                return call.version
+            self._bump(call)
             self._audit_row(session, actor=actor, action="turn.update", call_id=turn.call_id,
                             entity="turn", entity_id=turn_id, before=before, after=after)
             return call.version

@@ -139,16 +139,22 @@ class TranscriptStore(SpanOpsMixin):
     # -- helpers shared with the span operations ------------------------------------------
 
     async def _lock_call(self, session: AsyncSession, call_id: int,
-                         expected_version: int | None) -> TrCall:
-        """Load the call for a change (row lock on PostgreSQL), check and bump its version."""
-        call = await session.get(TrCall, call_id, with_for_update=True)
+                         expected_version: int | None, *, bump: bool = True) -> TrCall:
+        """Load the call for a change (row lock on PostgreSQL, the write transaction on
+        SQLite), check its version and, with ``bump``, mark it changed."""
+        call = await session.get(TrCall, call_id, with_for_update=True, populate_existing=True)
         if call is None:
             raise CallNotFound(f"no call {call_id}")
         if expected_version is not None and call.version != expected_version:
             raise StaleEditError(call_id=call_id, expected=expected_version, actual=call.version)
+        if bump:
+            self._bump(call)
+        return call
+
+    @staticmethod
+    def _bump(call: TrCall) -> None:
         call.version += 1
         call.updated_at = utcnow()
-        return call
 
     @staticmethod
     def _audit_row(session: AsyncSession, *, actor: str, action: str, call_id: int | None,
@@ -201,7 +207,7 @@ class TranscriptStore(SpanOpsMixin):
                                        "status": call.status, "turns": len(call.turns)})
                 for idx, proposals in sorted((redactions or {}).items()):
                     await self._redact(session, row.turns[idx], proposals, actor=actor,
-                                       status=span_status, expected_version=None, lock=False)
+                                       status=span_status)
                 if redactions:
                     known = (await self._placeholders(session, row.id)).known()
                     for stored in row.turns:
@@ -270,8 +276,11 @@ class TranscriptStore(SpanOpsMixin):
         """Move a call to ``status``; returns the new version."""
         _check(status, CALL_STATUSES, "status")
         async with self.write() as session:
-            call = await self._lock_call(session, call_id, expected_version)
+            call = await self._lock_call(session, call_id, expected_version, bump=False)
             before = call.status
+            if before == status:
+                return call.version
+            self._bump(call)
             call.status = status
             self._audit_row(session, actor=actor, action="call.status", call_id=call_id,
                             entity="call", entity_id=call_id, before={"status": before},
@@ -307,7 +316,7 @@ class TranscriptStore(SpanOpsMixin):
         if rating is not None and not 1 <= int(rating) <= 5:
             raise ValueError("review_rating must be between 1 and 5")
         async with self.write() as session:
-            call = await self._lock_call(session, call_id, expected_version)
+            call = await self._lock_call(session, call_id, expected_version, bump=False)
             before: dict[str, Any] = {}
             after: dict[str, Any] = {}
             for name, value in fields.items():
@@ -320,6 +329,9 @@ class TranscriptStore(SpanOpsMixin):
                     before[name] = _jsonable(old)
                     after[name] = _jsonable(value)
                     setattr(call, name, value)
+            if not after:  # nothing changed
+                return call.version
+            self._bump(call)
             self._audit_row(session, actor=actor, action=action, call_id=call_id, entity="call",
                             entity_id=call_id, before=before, after=after)
             return call.version
@@ -378,9 +390,10 @@ class TranscriptStore(SpanOpsMixin):
     async def delete_audio(self, call_id: int, *, actor: str, reason: str = "retention") -> bool:
         """Delete a call's audio file and forget its path; True if there was one."""
         async with self.write() as session:
-            call = await self._lock_call(session, call_id, None)
+            call = await self._lock_call(session, call_id, None, bump=False)
             if not call.audio_path:
                 return False
+            self._bump(call)
             await asyncio.to_thread(_unlink, call.audio_path)
             call.audio_path = None
             call.audio_deleted_at = utcnow()

@@ -180,6 +180,12 @@ async def test_stale_version_and_audit(store: TranscriptStore) -> None:
     assert audit[0].before == {"status": "transcribed"} and audit[0].after == {"status": "reviewed"}
     final = await store.get_call(cid, can_see_pii=False)
     assert final is not None and final.version == 3 and final.status == "reviewed"
+    # saving what is already there is no change: same version, no audit row
+    assert await store.set_labels(cid, actor="alice", expected_version=3, review_rating=5) == 3
+    assert await store.set_status(cid, "reviewed", actor="alice") == 3
+    assert await store.update_turn(final.turns[0].id, text=final.turns[0].text,
+                                   actor="alice") == 3
+    assert len(await store.list_audit(call_id=cid)) == 3
 
 
 async def test_concurrent_edits_one_wins(store: TranscriptStore) -> None:
@@ -231,3 +237,35 @@ async def test_replace_turns(store: TranscriptStore) -> None:
     assert view is not None and view.status == "transcribed"
     assert view.turns[0].words == [{"w": "Allô", "s": 0.0, "e": 0.5}]
     assert view.duration_s == 12.5 and view.metadata == {"model": "whisper-base"}
+
+
+async def test_audit_never_holds_originals(store: TranscriptStore) -> None:
+    cid = await store.add_call(_call(), actor="test")
+    view = await store.get_call(cid, can_see_pii=False)
+    assert view is not None
+    turn = view.turns[1]
+    ids = await store.apply_redaction(
+        turn.id, _spans(TEXT, ("Rémi Jacquet", "person"),
+                        ("dix-sept février quatre-vingt-onze", "birth_date")),
+        actor="d", expected_version=view.version)
+    with pytest.raises(StaleEditError):  # based on the version before the redaction
+        await store.apply_redaction(view.turns[2].id, [], actor="d",
+                                    expected_version=view.version)
+    await store.set_span_status(ids[0], "rejected", actor="r")
+    await store.set_span_status(ids[0], "accepted", actor="r")
+    start = TEXT.index("Oui")
+    await store.add_missed_span(turn.id, start, start + 3, "other_id", actor="r")
+    rows = await store.list_audit(call_id=cid)
+    assert {a.action for a in rows} >= {"turn.redact", "span.status"}
+    dumped = repr([(a.before, a.after) for a in rows])
+    assert "Jacquet" not in dumped and "février" not in dumped and "Oui" not in dumped
+
+
+def test_help_lists_the_commands() -> None:
+    from click.testing import CliRunner
+
+    from transcripts.cli import cli
+
+    out = CliRunner().invoke(cli, ["--help"]).output
+    for command in ("import", "ingest", "transcribe", "redact", "purge", "export"):
+        assert f"\n  {command} " in out, command
