@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, ROOT, make_demo
+from review_support import PASSWORD, ROOT, make_demo
 
 from transcripts.review.app import create_app
 from transcripts.review.settings import ReviewSettings

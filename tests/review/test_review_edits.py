@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import Browser, Demo
+from review_support import Browser, Demo
 
 from transcripts.review.app import create_app
 from transcripts.review.settings import ReviewSettings

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 
 import pytest
-from conftest import PASSWORD, Browser, Demo
+from review_support import PASSWORD, Browser, Demo
 
 from transcripts.review.app import create_app
 from transcripts.review.settings import ReviewSettings

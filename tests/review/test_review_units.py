@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import Browser, Demo
+from review_support import Browser, Demo
 
 from transcripts.review.app import create_app
 from transcripts.review.permissions import ROLE_PERMISSIONS, Permission, role_can
