@@ -134,11 +134,28 @@ def approve_cmd(call_ids: tuple[int, ...], actor: str, url: str | None) -> None:
         click.echo(line)
 
 
+def _retention_from_config(path: Path) -> tuple[Any, str | None]:
+    """The policy (and database URL) of the main settings file; a file that is not one
+    (e.g. only a ``retention:`` section beside other tools' keys) is read for that section."""
+    from transcripts.retention import RetentionPolicy
+    from twin.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.load(path, env={})
+    except SettingsError:
+        return RetentionPolicy.load(path), None
+    r = settings.retention
+    return (RetentionPolicy(audio_days=r.audio_days, transcripts_days=r.transcripts_days),
+            settings.db_url)  # database_url, else agenda.db in the file's data_dir
+
+
 @cli.command("purge")
 @click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False,
                                                          path_type=Path),
-              help="YAML or TOML file with a 'retention:' section (audio_days, transcripts_days).")
+              help="The main settings file (twin/settings.py: its 'retention' section and, "
+                   "without --url, its database), or any YAML or TOML file with a "
+                   "'retention:' section (audio_days, transcripts_days).")
 @click.option("--audio-days", type=int, default=None,
               help="Keep call audio this many days (default 183, about 6 months).")
 @click.option("--transcripts-days", type=int, default=None,
@@ -152,7 +169,10 @@ def purge_cmd(dry_run: bool, config_path: Path | None, audio_days: int | None,
     from transcripts.retention import RetentionError, RetentionPolicy, purge
 
     try:
-        policy = RetentionPolicy.load(config_path) if config_path else RetentionPolicy()
+        policy = RetentionPolicy()
+        if config_path is not None:
+            policy, file_url = _retention_from_config(config_path)
+            url = url or file_url
         if audio_days is not None:
             policy = replace(policy, audio_days=audio_days)
         if transcripts_days is not None:

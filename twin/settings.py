@@ -18,7 +18,8 @@ import yaml
 
 from twin.models import DEFAULT_LLM, data_dir
 
-__all__ = ["LLMSettings", "STTSettings", "Settings", "SettingsError", "TTSSettings"]
+__all__ = ["LLMSettings", "RetentionSettings", "STTSettings", "Settings", "SettingsError",
+           "TTSSettings"]
 
 
 class SettingsError(ValueError):
@@ -69,6 +70,17 @@ class TTSSettings:
 
 
 @dataclass
+class RetentionSettings:
+    audio_days: int = field(default=183, metadata={
+        "help": "Days a call's audio is kept (6 months, the CNIL's guidance for recorded "
+                "calls); `twin transcripts purge --config` deletes it afterwards, the text "
+                "stays until transcripts_days."})
+    transcripts_days: int = field(default=365, metadata={
+        "help": "Days a call's transcript, labels and reviews are kept (1 year); then the "
+                "whole call is deleted. At least audio_days."})
+
+
+@dataclass
 class Settings:
     data_dir: str = field(default_factory=lambda: str(data_dir()), metadata={
         "help": "Folder for the database, recordings and logs."})
@@ -86,6 +98,7 @@ class Settings:
     llm: LLMSettings = field(default_factory=LLMSettings)
     stt: STTSettings = field(default_factory=STTSettings)
     tts: TTSSettings = field(default_factory=TTSSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     @property
     def db_url(self) -> str:
@@ -108,7 +121,8 @@ class Settings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, where: str = "settings") -> Settings:
-        subs = {"llm": LLMSettings, "stt": STTSettings, "tts": TTSSettings}
+        subs = {"llm": LLMSettings, "stt": STTSettings, "tts": TTSSettings,
+                "retention": RetentionSettings}
         kwargs: dict[str, Any] = {}
         known = {f.name for f in fields(cls)}
         for key, value in (data or {}).items():
@@ -132,6 +146,10 @@ class Settings:
                                 f"'{settings.tts.engine}'")
         if settings.tts.engine == "piper" and not settings.tts.piper_model:
             raise SettingsError(f"{where}.tts.piper_model: required when tts.engine is 'piper'")
+        r = settings.retention
+        if min(r.audio_days, r.transcripts_days) < 1 or r.audio_days > r.transcripts_days:
+            raise SettingsError(f"{where}.retention: days must be >= 1 and audio_days <= "
+                                f"transcripts_days (got {r.audio_days} and {r.transcripts_days})")
         return settings
 
     @classmethod

@@ -107,3 +107,60 @@ def test_purge_cli(tmp_path: Path) -> None:
     assert done.exit_code == 0 and "deleted" in done.output and "and 1 calls" in done.output
     bad = runner.invoke(cli, ["purge", "--url", url, "--audio-days", "0"])
     assert bad.exit_code != 0 and "audio_days" in bad.output
+
+
+def test_main_settings_carry_the_retention_policy(tmp_path: Path) -> None:
+    from twin.settings import Settings, SettingsError
+
+    defaults = Settings.load(None, env={}).retention
+    # one policy, two places that must agree: the settings' defaults and the purge's
+    assert (defaults.audio_days, defaults.transcripts_days) == (
+        RetentionPolicy().audio_days, RetentionPolicy().transcripts_days) == (183, 365)
+    cfg = tmp_path / "settings.yaml"
+    cfg.write_text("retention:\n  audio_days: 90\n  transcripts_days: 200\n")
+    s = Settings.load(cfg, env={})
+    assert (s.retention.audio_days, s.retention.transcripts_days) == (90, 200)
+    for bad in ("retention:\n  audio_days: 400\n", "retention:\n  transcripts_days: 0\n",
+                "retention:\n  audio_dayz: 3\n"):
+        cfg.write_text(bad)
+        with pytest.raises(SettingsError, match="retention"):
+            Settings.load(cfg, env={})
+
+
+def test_purge_cli_reads_the_main_settings_file(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--config settings.yaml``: its retention section and, without --url, its database."""
+    import asyncio
+
+    from transcripts.cli import cli
+
+    monkeypatch.delenv("TWIN_DATABASE_URL", raising=False)
+    data = tmp_path / "data"
+    data.mkdir()
+    url = f"sqlite+aiosqlite:///{data / 'agenda.db'}"
+
+    async def seed() -> None:
+        store = TranscriptStore(url=url)
+        await store.migrate()
+        for name, age in (("old", 300), ("older", 500)):
+            await store.add_call(NewCall(external_id=name, source="import",
+                                         started_at=datetime.now(UTC) - timedelta(days=age),
+                                         turns=[NewTurn(speaker="patient", text="Allô ?")]),
+                                 actor="test")
+        await store.dispose()
+
+    asyncio.run(seed())
+    settings = tmp_path / "settings.yaml"  # a whole settings file, as twin serve reads it
+    settings.write_text(f"data_dir: {data}\npolicy: rules\nstt:\n  beam_size: 1\n"
+                        "retention:\n  audio_days: 100\n  transcripts_days: 400\n")
+    runner = CliRunner()
+    dry = runner.invoke(cli, ["purge", "--dry-run", "--config", str(settings)])
+    assert dry.exit_code == 0, dry.output
+    assert "and 1 calls" in dry.output  # 500 days old only: the file's 400, not the default 365
+    # the existing flags still win over the file
+    flag = runner.invoke(cli, ["purge", "--dry-run", "--config", str(settings),
+                               "--transcripts-days", "200"])
+    assert flag.exit_code == 0 and "and 2 calls" in flag.output, flag.output
+    settings.write_text(f"data_dir: {data}\nretention:\n  audio_days: 500\n")
+    bad = runner.invoke(cli, ["purge", "--config", str(settings)])
+    assert bad.exit_code != 0 and "audio_days" in bad.output
