@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 #: The corpus's and this project's MixMonitor convention: left = caller, right = secretary.
 DEFAULT_CHANNEL_ROLES: tuple[str, str] = ("patient", "secretary")
 _UTTERANCE_GAP_S = 0.8
+#: Whisper's VAD on a leg of a phone call: Silero's default threshold (0.5) misses much of
+#: a caller's speech on a noisy line (word error rate 0.6 instead of 0.2 on the corpus).
+_VAD = {"threshold": 0.25, "min_silence_duration_ms": 500}
 _PHRASE_GAP_S = 0.3
 
 
@@ -176,7 +179,7 @@ class CallTranscriber:
     def _segments(self, audio: np.ndarray, language: str) -> list[Any]:
         segments, _info = self.model.transcribe(
             audio, language=language, beam_size=self.config.beam_size, word_timestamps=True,
-            vad_filter=True, vad_parameters={"min_silence_duration_ms": 500},
+            vad_filter=True, vad_parameters=_VAD,
             condition_on_previous_text=False, initial_prompt=self.config.initial_prompt)
         kept = []
         for seg in segments:
