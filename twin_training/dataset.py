@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -223,16 +223,17 @@ def build_examples(calls: Iterable[Mapping[str, Any]], profile: PracticeProfile,
     return out
 
 
-def iter_store_calls() -> Iterator[dict[str, Any]]:  # pragma: no cover - needs the store
-    """The approved calls of the transcripts store (issue 9's ``transcripts.export``)."""
-    try:
-        from transcripts import export as transcripts_export
-        from transcripts.store import open_store  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise RuntimeError("the transcripts store is not available in this build; "
-                           "export the calls to JSONL and use data.calls") from exc
-    store = open_store()
-    yield from transcripts_export.iter_calls(store, statuses=("approved",))
+def iter_store_calls(url: str | None = None) -> list[dict[str, Any]]:
+    """The approved calls of the transcripts store (``transcripts.export.iter_calls``),
+    at ``url`` or the default database."""
+    from transcripts.cli import run_with_store
+    from transcripts.export import iter_calls
+
+    async def work(store: Any) -> list[dict[str, Any]]:
+        return [call async for call in iter_calls(store, statuses=("approved",))]
+
+    calls: list[dict[str, Any]] = run_with_store(url, work)
+    return calls
 
 
 def dataset_card(*, calls: Sequence[Mapping[str, Any]], selection: CallSelection,

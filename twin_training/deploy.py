@@ -98,8 +98,8 @@ def create_ollama_model(url: str, name: str, *, base_gguf: Path, adapter_gguf: P
     import ollama
 
     client = ollama.Client(host=url)
-    files = {}
-    adapters = {}
+    files: dict[str, str] = {}
+    adapters: dict[str, str] = {}
     for path, target in ((base_gguf, files), (adapter_gguf, adapters)):
         if path is None:
             continue

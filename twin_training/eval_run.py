@@ -20,6 +20,7 @@ from typing import Any
 from twin_training.evaluate import (
     LlamaCppReplyModel,
     TurnPrediction,
+    caller_context,
     evaluate_model,
     evaluate_rules,
     predictions_jsonl,
@@ -148,6 +149,7 @@ def run_eval(run_dir: str | Path, *, out_dir: str | Path, export_dir: str | Path
     rules = SafetyRules.load(emergency_numbers=profile.policies.emergency_numbers)
     signals = turn_signals(examples, calls, rules)
     known = _known_pii(list(calls.values()))
+    callers = {cid: caller_context(call) for cid, call in calls.items()}
     export = Path(export_dir) if export_dir else run / "export"
     manifest = json.loads((export / "export.json").read_text(encoding="utf-8"))
     echo(f"test split: {len(call_ids)} calls, {len(examples)} secretary turns")
@@ -156,6 +158,12 @@ def run_eval(run_dir: str | Path, *, out_dir: str | Path, export_dir: str | Path
     plans = [("twin", manifest["adapter_gguf"])]
     if with_base:
         plans.insert(0, ("base", None))
+    def progress_of(name: str) -> Callable[[int, int], None]:
+        def report(n: int, total: int) -> None:
+            if n % 10 == 0 or n == total:
+                echo(f"{name}: {n}/{total} turns")
+        return report
+
     for name, lora in plans:
         model = LlamaCppReplyModel(name=name, model_path=manifest["base_gguf"], lora_path=lora,
                                    threads=threads)
@@ -163,9 +171,8 @@ def run_eval(run_dir: str | Path, *, out_dir: str | Path, export_dir: str | Path
         model.load()
         try:
             columns[name] = evaluate_model(
-                model, examples, known_pii=known,
-                progress=lambda n, total, name=name: echo(f"{name}: {n}/{total}")
-                if n % 10 == 0 or n == total else None)
+                model, examples, known_pii=known, callers=callers,
+                progress=progress_of(name))
         finally:
             model.close()
         timings[name] = round(time.monotonic() - started, 1)

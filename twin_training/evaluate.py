@@ -36,6 +36,7 @@ __all__ = [
     "ReplyModel",
     "TurnPrediction",
     "TurnSignals",
+    "caller_context",
     "evaluate_model",
     "evaluate_rules",
     "summarise",
@@ -114,7 +115,8 @@ def turn_signals(examples: Sequence[TurnExample], calls: Mapping[str, Mapping[st
         first = emergency and e.call_id not in seen_emergency
         if emergency:
             seen_emergency.add(e.call_id)
-        health = bool(last) and any(p.get("type") == "health" for p in last.get("pii") or ())
+        health = last is not None and any(p.get("type") == "health"
+                                          for p in last.get("pii") or ())
         verdict = rules.assess(text, context=context) if text else None
         out[e.example_id] = TurnSignals(
             first_red_flag=first, emergency=emergency, lookalike=health and not emergency,
@@ -141,11 +143,21 @@ def _as_dicts(parsed: Any) -> list[dict[str, Any]]:
     return [{"action": a.action, "args": a.args} for a in parsed.actions]
 
 
+def caller_context(call: Mapping[str, Any]) -> str:
+    """What the assistant knows about the caller besides the words: the caller id."""
+    number = str(call.get("caller_number") or "")
+    if number.startswith("+33"):
+        number += " 0" + number[3:]
+    return number
+
+
 def evaluate_model(model: ReplyModel, examples: Sequence[TurnExample], *,
-                   known_pii: Iterable[str], max_action_tokens: int = 192,
+                   known_pii: Iterable[str], callers: Mapping[str, str] | None = None,
+                   max_action_tokens: int = 192,
                    max_word_tokens: int = 96,
                    progress: Callable[[int, int], None] | None = None) -> list[TurnPrediction]:
-    """Teacher-forced predictions of ``model`` for each example."""
+    """Teacher-forced predictions of ``model`` for each example (``callers``: call_id ->
+    :func:`caller_context`, the caller's own number is not a leak)."""
     tools = tool_schemas()
     pii = list(known_pii)
     preds = []
@@ -165,7 +177,8 @@ def evaluate_model(model: ReplyModel, examples: Sequence[TurnExample], *,
             words = second.words
             errors += second.errors
         output = words + " " + json.dumps([a["args"] for a in actions], ensure_ascii=False)
-        leaks = leaked_personal_data(output, prompt, pii)
+        leaks = leaked_personal_data(output, prompt + " " + (callers or {}).get(e.call_id, ""),
+                                     pii)
         preds.append(TurnPrediction(
             example_id=e.example_id, call_id=e.call_id, gold_actions=list(e.actions),
             gold_words=e.words, actions=actions, words=words,

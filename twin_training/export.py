@@ -192,6 +192,19 @@ def ollama_modelfile(*, base_gguf: str, adapter_gguf: str | None, num_ctx: int =
     return "\n".join(lines) + "\n"
 
 
+def _tiny_base_cache(tokenizer_gguf: Path, seed: int) -> Path:
+    import hashlib
+
+    from twin.models import data_dir
+
+    stat = tokenizer_gguf.stat()
+    key = hashlib.sha256(f"tiny-v1:{tokenizer_gguf}:{stat.st_size}:{stat.st_mtime_ns}:{seed}"
+                         .encode()).hexdigest()[:16]
+    folder = data_dir() / "cache" / "tiny-base"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{key}.gguf"
+
+
 def export_run(run_dir: str | Path, *, out_dir: str | Path | None = None,
                merged: bool = False, base_gguf: str | Path | None = None) -> dict[str, Any]:
     """Export a training run: ``adapter.gguf``, ``Modelfile``, optionally ``merged.gguf``;
@@ -217,9 +230,14 @@ def export_run(run_dir: str | Path, *, out_dir: str | Path | None = None,
             raise ValueError("writing a GGUF needs a GGUF base for the tokenizer metadata")
         if config["model"].get("tiny_random"):
             tok = load_tokenizer(spec)
-            model = tiny_random_model(vocab_size=len(tok), seed=int(config["train"]["seed"]))
-            base_path = write_qwen2_gguf(model.state_dict(), model.config, spec.gguf,
-                                         out / "base.gguf", name="tiny-random", dtype="float32")
+            seed = int(config["train"]["seed"])
+            model = tiny_random_model(vocab_size=len(tok), seed=seed)
+            base_path = _tiny_base_cache(spec.gguf, seed)
+            if not base_path.is_file():  # the same weights for a seed: written once
+                tmp = write_qwen2_gguf(model.state_dict(), model.config, spec.gguf,
+                                       base_path.with_suffix(".tmp"), name="tiny-random",
+                                       dtype="float32")
+                tmp.replace(base_path)
             manifest["base_gguf"] = str(base_path)
         else:
             model = load_base_model(spec)

@@ -85,10 +85,10 @@ def chrf(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     for n in range(1, _ORDER + 1):
         match = hyp_total = ref_total = 0
         for hyp, ref in zip(hypotheses, references, strict=True):
-            h, r = _ngrams(hyp, n), _ngrams(ref, n)
-            match += sum((h & r).values())
-            hyp_total += sum(h.values())
-            ref_total += sum(r.values())
+            h_grams, r_grams = _ngrams(hyp, n), _ngrams(ref, n)
+            match += sum((h_grams & r_grams).values())
+            hyp_total += sum(h_grams.values())
+            ref_total += sum(r_grams.values())
         if hyp_total:
             precisions.append(match / hyp_total)
         if ref_total:
