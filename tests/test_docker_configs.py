@@ -231,3 +231,74 @@ def test_rtp_range_is_published() -> None:
     rtp = section(AST / "rtp.conf", "general")
     want = f"{rtp['rtpstart'][0]}-{rtp['rtpend'][0]}:{rtp['rtpstart'][0]}-{rtp['rtpend'][0]}/udp"
     assert want in compose()["services"]["asterisk"]["ports"]
+
+
+def test_workers_compose_adds_a_second_worker_on_the_same_stack() -> None:
+    """``compose.workers.yaml``: a second ``twin serve`` with the first one's settings, both
+    listed in Asterisk's TWIN_WORKERS, one LLM server; validated by docker-compose too."""
+    from twin.serve_config import load_serve_config
+
+    base = compose()
+    over = yaml.safe_load((DOCKER / "compose.workers.yaml").read_text())
+    cfg = load_serve_config(DOCKER / "twin" / "serve.toml")
+    workers = over["services"]["asterisk"]["environment"]["TWIN_WORKERS"].split("&")
+    assert len(workers) == 2
+    services = set(base["services"]) | set(over["services"])
+    for w in workers:
+        host, port = w.split(":")
+        assert host in services and port == str(cfg.audiosocket.port)
+    first = dict(base["services"]["twin"])  # compose merges the override's environment
+    first["environment"] = {**first["environment"], **over["services"]["twin"]["environment"]}
+    second = over["services"]["twin-2"]
+    for key in ("TWIN_AMI_SECRET", "TWIN_DATABASE_URL", "TWIN_HOME"):
+        assert second["environment"][key] == first["environment"][key]  # one database
+    assert second["environment"]["TWIN_LLM_URL"] == first["environment"]["TWIN_LLM_URL"]
+    assert second["build"] == first["build"] and second["networks"] == first["networks"]
+    assert "./twin/serve.toml:/etc/twin/serve.toml:ro" in second["volumes"]
+    assert not {v.split(":")[0] for v in second["volumes"]} & \
+        {v.split(":")[0] for v in first["volumes"] if not v.startswith(".")}  # own data
+    assert set(second["ports"]).isdisjoint(first["ports"])  # its own health port
+    # it waits for the first worker's readiness (schema and seed done once)
+    assert "http://twin:9100/health" in " ".join(second["command"])
+    assert over["services"]["vllm"]["profiles"] == ["vllm"]
+    assert "--enable-lora" in over["services"]["vllm"]["command"]
+    exe = shutil.which("docker-compose")
+    if exe is None:
+        pytest.skip("docker-compose not installed (scripts/services.sh installs it)")
+    res = subprocess.run([exe, "-f", str(DOCKER / "compose.yaml"), "-f",
+                          str(DOCKER / "compose.workers.yaml"), "config"],
+                         env={**os.environ, **ENV}, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    resolved = yaml.safe_load(res.stdout)
+    assert {"asterisk", "twin", "twin-2", "db", "ollama"} <= set(resolved["services"])
+    assert resolved["services"]["twin-2"]["environment"]["TWIN_AMI_SECRET"] == "test-secret"
+
+
+def test_dialplan_spreads_calls_over_the_workers() -> None:
+    """``[twin-workers]`` (run for real against workers in tests/telephony/
+    test_serve_workers.py): the structure the PBX administrator relies on."""
+    from telephony.handoff_labels import HANDOFF_LABELS as LABELS
+
+    dp = dialplan()
+    inbound = "\n".join(v for _, v in dp["twin-inbound"])
+    # the workers' list comes from [globals] or the container's environment; the single
+    # worker's AudioSocket stays as it was when the list is empty
+    assert "Set(TWIN_WORKERS=${ENV(TWIN_WORKERS)})" in inbound
+    i_go = inbound.index("?twin-workers,s,1)")
+    assert inbound.index("Set(CALL_UUID=") < i_go < inbound.index(
+        "TryExec(AudioSocket(${CALL_UUID},${TWIN_AUDIOSOCKET}))")
+    assert any(v.startswith("n(result),") for _, v in dp["twin-inbound"])
+    workers = [v for _, v in dp["twin-workers"]]
+    text = "\n".join(workers)
+    assert "FIELDQTY(TWIN_WORKERS,&)" in text and "Set(GLOBAL(TWIN_RR)=" in text
+    i_uuid = text.index("Set(CALL_UUID=${UUID()})")  # a fresh UUID per attempt
+    i_as = text.index("TryExec(AudioSocket(${CALL_UUID},${TWIN_TARGET}))")
+    assert i_uuid < i_as
+    after = text[i_as:]
+    for reason in ("assistant_starting", "over_capacity", "service_shutdown"):
+        assert f'"{reason}"' in after and reason in LABELS  # codes the app really sets
+    assert after.count("Goto(twin-inbound,s,result)") == 2  # answered, or nobody could
+    assert "${EPOCH} - ${TWIN_T0} < ${TWIN_DECLINE_S}" in after
+    globals_ = section(AST / "extensions.conf", "globals")
+    assert globals_["TWIN_WORKERS"] == [""] and globals_["TWIN_RR"] == ["0"]
+    assert int(globals_["TWIN_DECLINE_S"][0]) >= 3  # > app_audiosocket's 2 s connect timeout
