@@ -116,7 +116,8 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--beam", type=int, default=5)
-    p.add_argument("--limit", type=int, default=None, help="first N stereo files only")
+    p.add_argument("--limit", type=int, default=None,
+                   help="first N stereo files only (0: the mono files only)")
     p.add_argument("--mix-stereo", action="store_true",
                    help="also diarize the mono mix of every stereo file")
     p.add_argument("--threads", type=int, default=0)
@@ -193,8 +194,9 @@ def main() -> None:
         accs = [r["accuracy"] for r in mixes]
         print(f"speaker attribution, mono mixes of the stereo files: mean {statistics.fmean(accs):.3f}, "
               f"median {statistics.median(accs):.3f}, >= 0.9 on {sum(x >= 0.9 for x in accs)}/{len(accs)}")
-    print(f"stereo transcription speed: {audio_s / wall_s:.1f}x real time "
-          f"({audio_s / 60:.1f} min of calls in {wall_s:.0f} s)")
+    if wall_s:
+        print(f"stereo transcription speed: {audio_s / wall_s:.1f}x real time "
+              f"({audio_s / 60:.1f} min of calls in {wall_s:.0f} s)")
     if a.json:
         a.json.write_text(json.dumps({"stereo": rows, "attribution": attribution}, indent=1))
 
