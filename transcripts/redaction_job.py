@@ -110,7 +110,8 @@ async def redact_calls(store: TranscriptStore, redactor: Redactor, call_ids: Seq
             continue
         ctx = context_for_call(view, profile=profile, patients=patients, health=health)
         texts = [t.text for t in view.turns]
-        spans = await asyncio.to_thread(redactor.detect_call, texts, context=ctx)
+        spans = await asyncio.to_thread(redactor.detect_call, texts, context=ctx,
+                                        speakers=[t.speaker for t in view.turns])
         version = view.version
         new_ids: set[int] = set()
         try:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from records.names import similarity, sound_key
 from transcripts.redaction_rules import MONTHS, Found
 from transcripts.redaction_tokens import fold
 
@@ -32,6 +33,7 @@ _INTERJECTIONS = frozenset({
     "ca", "c'est", "voici", "tenez", "bravo", "courage", "rebonjour", "allez", "pff",
     "pfff", "pfft", "bof", "ouille", "aie", "ne", "nee", "nes", "nees", "genre", "carrement",
 })
+_DOCTOR_TITLES = frozenset({"docteur", "dr", "doctor", "doc", "professeur", "pr"})
 # words before a place: "à Villefranche", "sur Lyon" are not people
 _PLACE_WORDS = frozenset({"a", "en", "sur", "vers", "pres", "dans", "depuis", "from", "in"})
 _TITLES = frozenset({
@@ -100,6 +102,8 @@ class NameFinder:
 
     def __init__(self, *, lexicon: NameLexicon) -> None:
         self._lex = lexicon
+        self._sound_cache: dict[frozenset[str], frozenset[str]] = {}
+        self._near_cache: dict[tuple[str, frozenset[str]], bool] = {}
 
     # -- helpers -------------------------------------------------------------------------------
     def _candidate(self, tok: Any, blocked: frozenset[str]) -> bool:
@@ -111,7 +115,37 @@ class NameFinder:
         key = fold(text).strip("'")
         if self._lex.is_excluded(key) or key in blocked:
             return False
-        return not any(part in blocked for part in key.split("-") if part)
+        if any(part in blocked for part in key.split("-") if part):
+            return False
+        # the staff's and practice's names as speech recognition may write them ("Durant",
+        # "Amelie", "Kabinets")
+        if len(key) < 4:
+            return True
+        if sound_key(key) in self._sounds(blocked):
+            return False
+        near = self._near_cache.get((key, blocked))
+        if near is None:
+            near = any(similarity(key, w) >= 0.85 for w in blocked if len(w) >= 5)
+            if len(self._near_cache) > 50_000:
+                self._near_cache.clear()
+            self._near_cache[(key, blocked)] = near
+        return not near
+
+    def _sounds(self, blocked: frozenset[str]) -> frozenset[str]:
+        found = self._sound_cache.get(blocked)
+        if found is None:
+            found = frozenset(sound_key(w) for w in blocked if len(w) >= 5)
+            self._sound_cache[blocked] = found
+        return found
+
+    @staticmethod
+    def _practitioner(doc: Any, tok: Any, blocked: frozenset[str]) -> bool:
+        """A word after "docteur" that sounds like one of the practice's own names
+        ("le docteur Durant" for Durand): the practitioner, misheard."""
+        if tok.i == 0 or fold(doc[tok.i - 1].text).rstrip(".") not in _DOCTOR_TITLES:
+            return False
+        key = fold(tok.text)
+        return any(similarity(key, w) >= 0.8 for w in blocked if len(w) >= 4)
 
     def _runs(self, doc: Any, ok: Sequence[bool]) -> list[tuple[int, int]]:
         """Token ranges of consecutive name tokens, joined by '-' / "'" and particles."""
@@ -154,7 +188,8 @@ class NameFinder:
         known_set = set(known)
         n = len(doc)
         cand = [self._candidate(t, blocked) and not (
-            t.i > 0 and fold(doc[t.i - 1].text) in _PLACE_WORDS) for t in doc]
+            t.i > 0 and fold(doc[t.i - 1].text) in _PLACE_WORDS)
+            and not self._practitioner(doc, t, blocked) for t in doc]
         strong = [False] * n
         source = ["ner"] * n
         # spaCy entities
@@ -217,7 +252,8 @@ class NameFinder:
     def propagate(self, text: str, doc: Any, *, names: set[str], blocked: frozenset[str],
                   source: str = "rule") -> list[Found]:
         """Every capitalized mention of a name already found in the call."""
-        ok = [self._candidate(t, blocked) and fold(t.text) in names for t in doc]
+        ok = [self._candidate(t, blocked) and fold(t.text) in names
+              and not self._practitioner(doc, t, blocked) for t in doc]
         out: list[Found] = []
         for a, b in self._runs(doc, ok):
             start, end = doc[a].idx, doc[b].idx + len(doc[b].text)

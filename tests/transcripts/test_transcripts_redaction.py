@@ -254,3 +254,18 @@ def test_recall_on_the_french_test_set(redactor: Redactor, ctx: RedactionContext
         assert s.recall >= 0.95, (t, s, [m for m in result.missed if m[0] == t])
         assert s.recall_typed >= 0.9, (t, s)
     assert result.total().precision >= 0.9, result.wrong
+
+
+def test_misheard_practice_names_are_not_callers(redactor: Redactor,
+                                                 ctx: RedactionContext) -> None:
+    # Whisper's versions of the greeting and of the staff's names
+    turns = ["Kabinets médicales de Thio. Amelie, bonjour.",
+             "Bonjour, je voudrais voir le docteur Mohel. Je suis Paul Girard."]
+    spans = redactor.detect_call(turns, context=ctx, speakers=["secretary", "patient"])
+    assert spans[0] == []
+    assert [(s.type, turns[1][s.start:s.end]) for s in spans[1]] == [("person", "Paul Girard")]
+    # without the speakers the greeting's misheard words look like names
+    assert redactor.detect_call(turns, context=ctx)[0] != []
+    # a doctor's name that is not the practice's is a person
+    text = "Mon cardiologue, le docteur Dupuis, m'a dit de vous appeler."
+    assert found(redactor, text, ctx) == [("person", "Dupuis")]
