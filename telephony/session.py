@@ -69,6 +69,7 @@ logger = logging.getLogger(__name__)
 
 FRAME_MS = 20
 FRAME_S = FRAME_MS / 1000.0
+GAP_GRACE_S = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +137,11 @@ class SessionOptions:
         "help": "How long handoff() waits for the call-control backend before ending the leg."})
     summary_max_chars: int = field(default=200, metadata={
         "help": "Longest handoff summary put in a channel variable (one line)."})
-    caller_gap_fill_ms: float = field(default=200.0, metadata={
+    caller_gap_fill_ms: float = field(default=0.0, metadata={
         "help": "When the caller's audio frames stop for this long (silence suppression, "
-                "hold), feed the handler silence at real time until they resume; 0: off."})
+                "hold), feed the handler silence at real time until they resume; 0: off. "
+                "twin serve, which faces a real Asterisk, uses 200 ms; an in-process caller "
+                "simulator starved of CPU makes holes of its own, which must not be filled."})
     caller_idle_timeout_s: float = field(default=300.0, metadata={
         "help": "No frame at all from the peer for this long: the caller is handed to a "
                 "human (reason caller_silent). Asterisk forwards only what the channel "
@@ -369,6 +372,10 @@ class CallSession:
                 wait = FRAME_S if in_gap else (gap if gap > 0 else idle)
                 wait = max(0.001, min(wait, last_frame + idle - now))
                 done, _ = await asyncio.wait({pending}, timeout=wait)
+                if not done:
+                    # A stall of this process looks like a gap too: let frames that are
+                    # already on the socket be read before calling it silence.
+                    done, _ = await asyncio.wait({pending}, timeout=GAP_GRACE_S)
                 now = loop.time()
                 if not done:
                     if now - last_frame >= idle:

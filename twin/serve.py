@@ -256,6 +256,7 @@ async def run_serve(config: ServeConfig, *, stop: asyncio.Event | None = None,
     from telephony.ami import AmiClient, AmiConfig
     from telephony.control import AmiCallControl, RedirectTarget
     from telephony.server import AudioSocketServer
+    from telephony.session import SessionOptions
 
     stop = stop or asyncio.Event()
     state = ServeState(config=config, metrics=ServeMetrics())
@@ -284,7 +285,9 @@ async def run_serve(config: ServeConfig, *, stop: asyncio.Event | None = None,
             max_calls=config.audiosocket.max_calls,
             uuid_timeout_s=config.audiosocket.uuid_timeout_s,
             recordings_dir=Path(rec_dir) if rec_dir else None, control=control,
-            hooks=state.metrics)
+            hooks=state.metrics, session_options=SessionOptions(
+                caller_gap_fill_ms=config.audiosocket.caller_gap_fill_ms,
+                caller_idle_timeout_s=config.audiosocket.caller_idle_timeout_s))
         if state.ami is not None:  # stopped after the server, so shutdown handoffs reach AMI
             await state.ami.start()
             stack.push_async_callback(state.ami.stop)

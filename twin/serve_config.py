@@ -59,6 +59,13 @@ class AudioSocketSection:
                 "call beyond it is handed to the secretaries at once (over_capacity)."})
     uuid_timeout_s: float = field(default=5.0, metadata={
         "help": "A connection that sends no UUID frame within this is dropped."})
+    caller_gap_fill_ms: float = field(default=200.0, metadata={
+        "help": "Asterisk forwards only what the channel delivers (silence suppression, "
+                "hold): after this long without caller audio the assistant hears silence, "
+                "at real time, until frames resume; 0: off."})
+    caller_idle_timeout_s: float = field(default=300.0, metadata={
+        "help": "No frame at all from Asterisk for this long: the caller is handed to a "
+                "human (caller_silent)."})
     recordings_dir: str | None = field(default=None, metadata={
         "help": "Stereo WAV per call (left caller, right bot); empty: no server recording."})
     handler: str = field(default="voice", metadata={

@@ -75,7 +75,7 @@ async def test_gaps_in_the_callers_frames_are_filled_with_silence_and_the_call_g
 
 async def test_a_regular_caller_gets_no_filler(server_factory) -> None:
     rec = Recorder()
-    server = await server_factory(rec)
+    server = await server_factory(rec, session_options=SessionOptions(caller_gap_fill_ms=200))
     c = await RawCaller.connect(server.port)
     await c.send_audio(SPEECH * 25, paced=True)  # 0.5 s, one frame every 20 ms
     await c.send(Frame.hangup())
@@ -170,3 +170,24 @@ def test_tcp_liveness_is_set_on_audiosocket_connections() -> None:
         conn.close()
         cli.close()
         srv.close()
+
+
+async def test_a_stall_of_this_process_is_not_taken_for_a_gap(server_factory) -> None:
+    """The caller simulator shares the server's event loop (``twin demo``, the e2e tests):
+    when the machine starves the process, both stop; the frame the caller sends right
+    after must be read, not preceded by invented silence in the middle of a word."""
+    import time
+
+    rec = Recorder()
+    server = await server_factory(rec, session_options=SessionOptions(caller_gap_fill_ms=100))
+    c = await RawCaller.connect(server.port)
+    await c.send_audio(SPEECH * 10, paced=True)
+    # while the caller waits for its next 20 ms tick, something blocks the whole process
+    asyncio.get_running_loop().call_later(0.005, time.sleep, 0.4)
+    await c.send_audio(SPEECH * 10, paced=True)
+    await c.send(Frame.hangup())
+    await asyncio.wait_for(rec.done_event(c.call_id).wait(), 10)
+    session = rec.sessions[c.call_id]
+    audio = [e.pcm for e in rec.events[c.call_id] if isinstance(e, AudioIn)]
+    assert session.frames_filled == 0 and audio == [SPEECH] * 20
+    await c.close()

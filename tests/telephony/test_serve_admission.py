@@ -169,7 +169,8 @@ class _BarrierModel:
 async def test_concurrent_calls_are_transcribed_concurrently() -> None:
     from voice.stt import WhisperEngine
 
-    engine = WhisperEngine(model_dir=Path("unused"), workers=2)
+    # the 30 s path calls model.transcribe (the fitted window drives CTranslate2 directly)
+    engine = WhisperEngine(model_dir=Path("unused"), workers=2, window="full")
     engine._model = _BarrierModel(2)  # the one line that replaces load()
     pcm = bytes(16000)
     a, b = await asyncio.gather(asyncio.to_thread(engine.transcribe, pcm, 16000),
@@ -214,3 +215,31 @@ async def test_the_recognition_pace_is_measured_with_the_real_models() -> None:
     pace = await asyncio.to_thread(measure_stt_pace, whisper, tts)
     assert pace > 0 and whisper.decode_s == pace
     assert capacity_for(decode_s=pace, workers=whisper.workers) >= 1
+
+
+async def test_serve_fills_the_gaps_of_a_silence_suppressing_trunk(running) -> None:  # noqa: F811
+    """``twin serve`` faces a real Asterisk: a hole in the caller's frames is heard as
+    silence by the assistant (the library default leaves it off for in-process callers)."""
+    sys.path.insert(0, str(HERE))
+    cfg = ServeConfig.from_dict({
+        "audiosocket": {"host": "127.0.0.1", "port": 0, "handler": "serve_handlers:echo"},
+        "metrics": {"enabled": False}}, source="test")
+    stop = asyncio.Event()
+    ready: asyncio.Future[ServeState] = asyncio.get_running_loop().create_future()
+    running.append(asyncio.create_task(run_serve(cfg, stop=stop, on_ready=ready.set_result)))
+    state = await asyncio.wait_for(asyncio.shield(ready), 30)
+    c = await RawCaller.connect(state.server.port)
+    await c.send_audio(TONE)
+    await c.read_until(lambda f: f.payload == TONE, wait_s=10)
+    session = state.server.session(c.call_id)
+    assert session is not None
+    for _ in range(400):  # the trunk sends nothing; the assistant keeps hearing time pass
+        if session.frames_filled >= 10:
+            break
+        await asyncio.sleep(0.05)
+    assert session.frames_filled >= 10 and not session.closed
+    await c.send(Frame.dtmf("#"))
+    assert (await c.read_to_eof(wait_s=10))[-1].kind is Kind.HANGUP
+    await c.close()
+    stop.set()
+    await asyncio.wait_for(running[0], 30)
