@@ -17,6 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -108,12 +115,13 @@ def target(state: ServeState) -> str:
 
 
 def simulator_app(tmp_path: Path, turns: list[PatientTurn] | None = None,
-                  answered: list[str] | None = None) -> Any:
+                  answered: list[str] | None = None, end_of_turn_silence_s: float = 1.0) -> Any:
     """``AudioSocket(uuid,host:port)`` as the caller simulator (False: could not connect)."""
 
     async def audiosocket(call_uuid: str, where: str) -> bool:
         host, port = where.rsplit(":", 1)
-        sim = CallerSimulator(host=host, port=int(port), call_id=call_uuid, final_timeout_s=120,
+        sim = CallerSimulator(host=host, port=int(port), call_id=call_uuid, final_timeout_s=300,
+                              end_of_turn_silence_s=end_of_turn_silence_s,
                               connect_timeout_s=2.0)  # app_audiosocket's connect timeout
         try:
             rec = await sim.run(list(turns or []), record_to=tmp_path / f"{call_uuid}.wav")
@@ -235,3 +243,197 @@ async def test_a_starting_or_full_worker_passes_the_call_on(tmp_path: Path, pbx:
                      else ("over_capacity", "Assistant saturé"))
     assert r.variables["TWIN_HANDOFF_REASON"] == reason
     assert r.variables["TWIN_HANDOFF_LABEL"] == label
+
+
+# --- two real `twin serve` processes, one LLM server, one PostgreSQL database ---------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pg_admin_url() -> str:
+    url = os.environ.get("TWIN_TEST_PG_URL")
+    if not url and (ROOT / "var" / "test-pg-url").exists():
+        url = (ROOT / "var" / "test-pg-url").read_text().strip()
+    if not url:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("TWIN_TEST_PG_URL is not set (run: source scripts/services.sh)")
+        pytest.skip("TWIN_TEST_PG_URL is not set (run: source scripts/services.sh)")
+    return url
+
+
+@pytest.fixture
+async def pg_database() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for the workers, dropped afterwards."""
+    import asyncpg
+
+    admin = _pg_admin_url()
+    plain = admin.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"twin_workers_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(plain)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    yield admin.rsplit("/", 1)[0] + "/" + name
+    conn = await asyncpg.connect(plain)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+class WorkerProcess:
+    """``twin serve --config`` in its own process; ready when its /health says so."""
+
+    def __init__(self, *, name: str, tmp: Path, ami_port: int, llm_url: str, llm_model: str,
+                 db_url: str) -> None:
+        self.name = name
+        self.port, self.health_port = _free_port(), _free_port()
+        self.dir = tmp / name
+        self.dir.mkdir()
+        self.config = self.dir / "serve.toml"
+        self.config.write_text(
+            f'[audiosocket]\nhost = "127.0.0.1"\nport = {self.port}\n'
+            f'recordings_dir = "{self.dir / "recordings"}"\n'
+            f'[ami]\nenabled = true\nhost = "127.0.0.1"\nport = {ami_port}\n'
+            'secret_env = "TWIN_AMI_SECRET"\n'
+            f'[metrics]\nhost = "127.0.0.1"\nport = {self.health_port}\n'
+            f'[voice]\ndata_dir = "{self.dir}"\nstt = {{ beam_size = 1, workers = 1 }}\n'
+            f'[llm]\nbase_url = "{llm_url}"\nmodel = "{llm_model}"\ntimeout_s = 90.0\n')
+        self.env = {k: v for k, v in os.environ.items()
+                    if k not in ("TWIN_LLM_URL", "TWIN_LLM_MODEL", "TWIN_PROFILE")}
+        self.env.update(TWIN_AMI_SECRET=SECRET, TWIN_DATABASE_URL=db_url)
+        self.log = self.dir / "serve.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        cmd = [sys.executable, "-c", "from twin.cli import main; main()", "-v", "serve",
+               "--config", str(self.config)]
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env,
+                                         cwd=ROOT)
+
+    async def health(self) -> dict[str, Any] | None:
+        from test_serve import http_get
+
+        try:
+            _, body = await http_get(self.health_port, "/health")
+            return dict(json.loads(body))
+        except (OSError, ValueError):
+            return None
+
+    async def wait_ready(self, ceiling_s: float = 900) -> dict[str, Any]:
+        """Until /health says ready (the real signal); the ceiling only catches a hang."""
+        assert self.proc is not None
+        for _ in range(int(ceiling_s / 2)):
+            assert self.proc.poll() is None, f"{self.name} exited:\n{self.tail()}"
+            status = await self.health()
+            if status and status.get("ready"):
+                return status
+            await asyncio.sleep(2)
+        raise AssertionError(f"{self.name} not ready within {ceiling_s:.0f} s:\n{self.tail()}")
+
+    async def terminate(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return await asyncio.to_thread(self.proc.wait, 120)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+
+
+@pytest.mark.slow
+@pytest.mark.models
+@pytest.mark.postgres
+@pytest.mark.timeout(3600)
+async def test_two_serve_processes_share_one_database_and_one_llm(
+        tmp_path: Path, pbx: AmiServer, pg_database: str) -> None:
+    import asyncpg
+
+    from records import Database
+    from records.seed import seed_demo
+    from twin.models import ModelMissingError, require
+    from twin.settings import Settings
+    from voice.embedded_llm import EmbeddedLLMServer
+
+    model = Settings().llm.model
+    for name in ("whisper-base", model):
+        try:
+            require(name)
+        except ModelMissingError as exc:
+            pytest.fail(f"{exc} (scripts/test.sh installs the models)")
+    # The demo practice and its fictional patients (Paul Girard among them), once, before
+    # any worker starts: as in compose, the database is prepared by one process only.
+    db = Database(url=pg_database)
+    await db.create_schema()
+    await seed_demo(db)
+    await db.dispose()
+    # One LLM server for both workers (Ollama/vLLM in production): 1 thread, modest CPU.
+    llm = EmbeddedLLMServer(model_path=require(model) / "model.gguf", n_threads=1,
+                            log_path=tmp_path / "llm.log", startup_timeout_s=900)
+    await llm.start()
+    workers = [WorkerProcess(name=n, tmp=tmp_path, ami_port=pbx.port, llm_url=llm.base_url,
+                             llm_model=llm.model_name, db_url=pg_database) for n in ("a", "b")]
+    a, b = workers
+    try:
+        for w in workers:  # the second starts once the first is ready (compose does the same)
+            w.start()
+            status = await w.wait_ready()
+            assert status["status"] in ("ok", "degraded") and status["ami"] == "connected"
+        # ceilings only (a busy 2-core machine answers a turn in seconds to minutes); the
+        # patient speaks once the assistant has been silent 2.5 s (gaps between sentences)
+        script = [PatientTurn(wav=DEMO / f, timeout_s=600) for f in (
+            "03_book_morel_thursday_pm.wav", "11_confirm_slot.wav",
+            "07_identity_paul_girard.wav", "24_goodbye.wav")]
+        plan = Dialplan(path=EXTENSIONS, audiosocket=simulator_app(
+            tmp_path, script, end_of_turn_silence_s=2.5),
+            ami=pbx, env={"TWIN_WORKERS": f"{a.target}&{b.target}"})
+        # two callers at once, both asking the docteur for the same Thursday afternoon
+        first, second = await asyncio.gather(plan.call(), plan.call())
+        answered_by = {r.attempts[-1][0] for r in (first, second)}
+        assert answered_by == {a.target, b.target}, (first.attempts, second.attempts)
+        call_ids = [r.variables["CALL_UUID"] for r in (first, second)]
+        conn = await asyncpg.connect(pg_database.replace("postgresql+asyncpg://",
+                                                         "postgresql://"))
+        try:
+            calls = await conn.fetch("SELECT id, outcome FROM calls WHERE id = ANY($1)", call_ids)
+            assert sorted(r["id"] for r in calls) == sorted(call_ids)  # both in the one database
+            booked = await conn.fetch(
+                "SELECT practitioner_id, start_at, call_id FROM appointments "
+                "WHERE status = 'booked' AND call_id = ANY($1)", call_ids)
+            assert booked, f"no booking: {[dict(c) for c in calls]}\n{a.tail()}\n{b.tail()}"
+            clash = await conn.fetch(
+                "SELECT practitioner_id, start_at, count(*) FROM appointments "
+                "WHERE status = 'booked' GROUP BY 1, 2 HAVING count(*) > 1")
+            assert clash == []  # never the same slot twice
+        finally:
+            await conn.close()
+
+        # worker a is taken down: the calls whose turn it was go to b
+        assert await a.terminate() == 0, a.tail()
+        plan.audiosocket = simulator_app(
+            tmp_path, [PatientTurn(wav=DEMO / "24_goodbye.wav", timeout_s=600)],
+            end_of_turn_silence_s=2.5)
+        after = [await plan.call() for _ in range(2)]
+        for r in after:
+            assert r.attempts[-1] == (b.target, True) and r.ended in ("hangup", "queue")
+            assert all(t == b.target or (t == a.target and not ok) for t, ok in r.attempts)
+        assert any(r.attempts[0] == (a.target, False) for r in after)
+        status = await b.health()
+        assert status is not None and status["ready"]
+    finally:
+        for w in workers:
+            w.kill()
+        await llm.stop()
