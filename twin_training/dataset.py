@@ -236,6 +236,13 @@ def iter_store_calls(url: str | None = None) -> list[dict[str, Any]]:
     return calls
 
 
+def _reason_kind(reason: str) -> str:
+    """``rating 2`` -> ``rating``; flags and ``not reviewed`` are kept whole."""
+    if reason.startswith(("flag", "not reviewed")):
+        return reason
+    return reason.split(" ")[0]
+
+
 def dataset_card(*, calls: Sequence[Mapping[str, Any]], selection: CallSelection,
                  examples: Sequence[TurnExample], output_hashes: Mapping[str, str] | None = None,
                  dropped_too_long: Sequence[str] = ()) -> dict[str, Any]:
@@ -260,8 +267,7 @@ def dataset_card(*, calls: Sequence[Mapping[str, Any]], selection: CallSelection
             "selected_calls": len(selection.selected),
             "selected_sha256": sha256_json(sorted(str(c["call_id"]) for c in selection.selected)),
             "rejected": dict(sorted(Counter(
-                r.split(" ")[0] if not r.startswith("flag") else r
-                for r in selection.rejected.values()).items())),
+                _reason_kind(r) for r in selection.rejected.values()).items())),
         },
         "splits": by_split,
         "examples_sha256": sha256_json([[e.example_id, list(e.context[-1:]), list(e.target)]

@@ -73,21 +73,33 @@ def _sha256(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def check_llama_cpp(base_gguf: str | Path, adapter_gguf: str | Path | None) -> None:
-    """Load the base with the adapter in llama.cpp and evaluate one token."""
+_CHECK = """
+import sys
+from twin_training.evaluate import open_llama
+llm = open_llama(sys.argv[1], lora_path=sys.argv[2] or None, n_ctx=64, n_threads=1)
+out = llm.create_completion(llm.tokenize(b"<|im_start|>user\\nAllo<|im_end|>\\n", special=True),
+                            max_tokens=2, temperature=0.0)
+print("ok", len(out["choices"]))
+"""
+
+
+def check_llama_cpp(base_gguf: str | Path, adapter_gguf: str | Path | None, *,
+                    timeout_s: float = 600.0) -> None:
+    """Load the base with the adapter in llama.cpp and generate two tokens, in a child
+    process: a malformed file can crash llama.cpp, and must not take the caller with it."""
+    import subprocess
+    import sys
+
     try:
-        from llama_cpp import Llama
-    except ModuleNotFoundError as exc:  # pragma: no cover - embedded extra
-        raise DeployError("llama-cpp-python is not installed (pip install -e '.[embedded]')"
-                          ) from exc
-    try:
-        llm = Llama(model_path=str(base_gguf), lora_path=str(adapter_gguf) if adapter_gguf
-                    else None, n_ctx=64, n_threads=1, verbose=False)
-        llm.eval(llm.tokenize(b"ok", add_bos=False, special=False))
-        llm.close()
-    except Exception as exc:
-        raise DeployError(f"llama.cpp cannot load {base_gguf} with {adapter_gguf}: {exc}"
-                          ) from exc
+        proc = subprocess.run([sys.executable, "-c", _CHECK, str(base_gguf),
+                               str(adapter_gguf or "")], capture_output=True, text=True,
+                              timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise DeployError(f"llama.cpp did not load {base_gguf} with {adapter_gguf} in "
+                          f"{timeout_s:.0f} s") from exc
+    if proc.returncode != 0 or not proc.stdout.startswith("ok"):
+        detail = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        raise DeployError(f"llama.cpp cannot load {base_gguf} with {adapter_gguf}: {detail}")
 
 
 def create_ollama_model(url: str, name: str, *, base_gguf: Path, adapter_gguf: Path | None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -39,6 +40,7 @@ __all__ = [
     "caller_context",
     "evaluate_model",
     "evaluate_rules",
+    "open_llama",
     "summarise",
     "turn_signals",
 ]
@@ -52,6 +54,34 @@ class ReplyModel(Protocol):
     name: str
 
     def complete(self, prompt: str, *, max_tokens: int) -> str: ...
+
+
+def open_llama(model_path: str | Path, *, lora_path: str | Path | None = None,
+               **kwargs: Any) -> Any:
+    """``llama_cpp.Llama`` without llama.cpp's extra (repacked, e.g. AMX) weight buffers:
+    with them, decoding with a LoRA adapter crashes llama.cpp on CPUs that have AMX
+    (llama-cpp-python 0.3.36). Used for the base column too, so both columns run alike."""
+    import llama_cpp.llama as llama_module
+
+    lib = llama_module.llama_cpp
+    original = lib.llama_model_default_params
+
+    def params() -> Any:
+        p = original()
+        p.use_extra_bufts = False
+        return p
+
+    with _LLAMA_LOCK:
+        lib.llama_model_default_params = params
+        try:
+            return llama_module.Llama(model_path=str(model_path),
+                                      lora_path=str(lora_path) if lora_path else None,
+                                      verbose=False, **kwargs)
+        finally:
+            lib.llama_model_default_params = original
+
+
+_LLAMA_LOCK = threading.Lock()
 
 
 class LlamaCppReplyModel:
@@ -68,11 +98,8 @@ class LlamaCppReplyModel:
         self._llm: Any = None
 
     def load(self) -> None:
-        from llama_cpp import Llama
-
-        self._llm = Llama(model_path=self._model_path, lora_path=self._lora_path,
-                          n_ctx=self._n_ctx, n_batch=512, n_threads=self._threads or None,
-                          verbose=False)
+        self._llm = open_llama(self._model_path, lora_path=self._lora_path, n_ctx=self._n_ctx,
+                               n_batch=512, n_threads=self._threads or None)
 
     def complete(self, prompt: str, *, max_tokens: int) -> str:
         if self._llm is None:

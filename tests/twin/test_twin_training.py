@@ -57,7 +57,7 @@ def test_tiny_model_learns_and_the_run_is_complete(tiny_run: Path, tiny_calls: P
     assert set(ledger["contributions"]) == {"sec-bruno"}
     assert ledger["contributions"]["sec-bruno"]["calls"] == 2
     card = json.loads((tiny_run / "dataset_card.json").read_text())
-    assert card["input"]["rejected"] == {"not": 1}  # P1-005: not reviewed
+    assert card["input"]["rejected"] == {"not reviewed": 1}  # P1-005
     assert (tiny_run / "dataset_card.md").is_file()
     assert (tiny_run / "adapter" / "adapter_model.safetensors").is_file()
 
