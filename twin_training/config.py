@@ -55,6 +55,9 @@ class DataConfig:
         "help": "Corpus JSONL file (one call per line, the transcripts export shape)."})
     from_store: bool = field(default=False, metadata={
         "help": "Read the approved calls from the transcripts store instead of a file."})
+    store_url: str | None = field(default=None, metadata={
+        "help": "Database URL of the transcripts store (empty: $TWIN_DATABASE_URL, else the "
+                "agenda database in the data folder)."})
     profile: str | None = field(default=None, metadata={
         "help": "Practice profile YAML for the system prompt; empty: the demo practice."})
     selection: SelectionRule = field(default_factory=SelectionRule)

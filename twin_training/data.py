@@ -54,7 +54,9 @@ class PreparedData:
 def load_calls(config: RunConfig) -> list[dict[str, Any]]:
     """The calls of ``data.calls`` (JSONL) or of the transcripts store."""
     if config.data.from_store:
-        return list(iter_store_calls())
+        import os
+
+        return iter_store_calls(config.data.store_url or os.environ.get("TWIN_DATABASE_URL"))
     if not config.data.calls:
         raise ValueError("data.calls: give a JSONL file of calls (or data.from_store: true)")
     return read_calls(config.data.calls)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -140,3 +141,29 @@ def test_config_file_and_overrides(tmp_path: Any) -> None:
         load_config(None, ["data.split=[0.5, 0.1, 0.1]"])
     assert "min_rating" in config_help() and "Keep calls whose" in config_help()
     assert json.loads(config.to_json())["train"]["max_steps"] == 3
+
+
+def test_calls_from_the_transcripts_store(tmp_path: Any, corpus: list[dict[str, Any]]) -> None:
+    """The corpus imported (approved) into a transcripts store comes back in its shape
+    (a call without a review is imported as redacted, not approved: it does not come back)."""
+    from transcripts.cli import run_with_store
+    from transcripts.importer import import_jsonl
+    from twin_training.config import load_config
+    from twin_training.data import load_calls
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    calls_file = Path(__file__).resolve().parent.parent / "fixtures" / "twin" / "calls.jsonl"
+    run_with_store(url, lambda store: import_jsonl(store, calls_file, approve=True))
+    config = load_config(None, ["data.from_store=true", f"data.store_url={url}"])
+    calls = load_calls(config)
+    assert sorted(c["call_id"] for c in calls) == sorted(
+        c["call_id"] for c in corpus if c["review"] is not None)
+    by_id = {c["call_id"]: c for c in corpus}
+    for call in calls:
+        original = by_id[call["call_id"]]
+        assert call["secretary_id"] == original["secretary_id"]
+        assert [t["speaker"] for t in call["turns"]] == [t["speaker"] for t in original["turns"]]
+        assert [[a["action"] for a in t["actions"]] for t in call["turns"]] == [
+            [a["action"] for a in t["actions"]] for t in original["turns"]]
+        assert (call["review"] or {}).get("rating") == (original["review"] or {}).get("rating")
+    assert select_calls(calls, SelectionRule()).selected
