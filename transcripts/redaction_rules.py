@@ -235,6 +235,12 @@ def find_birth_dates(text: str, tokens: Sequence[Token], *, ref_year: int,
         elif d >= 0 and tokens[d].key == "premier":
             pass
         elif not (d >= 0 and tokens[d].is_num and 1 <= tokens[d].value <= 31):
+            # no day heard ("né le… juin 1978"): a month and a year long past
+            y = m + 1
+            if y < n and tokens[y].is_num and len(tokens[y].digits) == 4 and (
+                    1880 <= tokens[y].value <= ref_year - 2) and not (
+                    y + 1 < n and tokens[y + 1].key in _HOUR_WORDS):
+                out.append(Found(t.start, tokens[y].end, "birth_date", "rule"))
             continue
         # "the twelfth of May" is not handled; "May" alone is an English month name
         end = t.end

@@ -120,10 +120,13 @@ def test_nir_spoken_in_groups(redactor: Redactor, ctx: RedactionContext) -> None
     ("Dix-huit, onze, soixante et onze.", "Dix-huit, onze, soixante et onze", ""),
     ("Zéro deux, zéro sept, quatre-vingt-huit.", "Zéro deux, zéro sept, quatre-vingt-huit", ""),
     ("Le premier avril.", "premier avril", "Et votre date de naissance ?"),
+    # Whisper lost the day: the month and a year long past are still hidden
+    ("Je suis Paul Girard, nelocatent juin 1978.", "juin 1978", ""),
 ])
 def test_birth_dates(redactor: Redactor, ctx: RedactionContext, text: str, span: str,
                      previous: str) -> None:
-    assert found(redactor, text, ctx, previous=previous) == [("birth_date", span)]
+    assert [f for f in found(redactor, text, ctx, previous=previous)
+            if f[0] != "person"] == [("birth_date", span)]
 
 
 def test_appointment_dates_are_not_birth_dates(redactor: Redactor, ctx: RedactionContext) -> None:

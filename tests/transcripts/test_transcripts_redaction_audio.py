@@ -106,3 +106,43 @@ async def test_assistant_call_transcript_redacted(store: TranscriptStore, model_
         assert result.spans["birth_date"] == 1 and "[DATE_NAISSANCE_1]" in patient, (said,
                                                                                      patient)
     assert view.turns[0].text == call.turns[0].text and view.turns[2].text == call.turns[2].text
+
+
+async def test_caller_identity_in_a_recording_is_redacted(store: TranscriptStore,
+                                                          model_dir: Path,
+                                                          tmp_path: Path) -> None:
+    """A stereo recording (the practice's greeting on the right, the demo caller giving
+    name and date of birth on the left) through ingest → transcribe → redact."""
+    import numpy as np
+
+    from transcripts.audio import load_channels, write_audio
+
+    rate = 8000
+    _left, right = load_channels(STEREO, rate=rate)
+    greeting = right[int(1.3 * rate):int(5.5 * rate)]  # "Cabinet médical des Tilleuls, …"
+    identity = load_channels(IDENTITY, rate=rate)[0]
+    pause = np.zeros(rate // 2, dtype=np.float32)
+    secretary = np.concatenate([pause, greeting, pause, np.zeros_like(identity), pause])
+    caller = np.concatenate([pause, np.zeros_like(greeting), pause, identity, pause])
+    path = tmp_path / "20261005-083400.flac"
+    write_audio(path, [caller, secretary], rate=rate)
+
+    report = await ingest(store, [path], secretary_id="sec-amelie")
+    (cid,) = [c for _p, c in report.added]
+    await transcribe_pending(store, InlineBackend(model_dir=model_dir,
+                                                  config=TranscribeConfig(beam_size=1)),
+                             progress=False)
+    heard = await store.get_call(cid, can_see_pii=True)
+    assert heard is not None and [t.speaker for t in heard.turns] == ["secretary", "patient"]
+    said = heard.turns[1].text
+    assert "Girard" in said, said
+
+    result = await redact_calls(store, loaded_redactor(), [cid], profile=demo_profile())
+    view = await store.get_call(cid, can_see_pii=False)
+    assert view is not None and view.status == "redacted"
+    patient = view.turns[1].text
+    assert "Girard" not in patient and "[NOM_1]" in patient, (said, patient)
+    if "1978" in said or "soixante-dix-huit" in said:
+        assert result.spans["birth_date"] == 1, (said, patient)
+        assert "1978" not in patient and "soixante-dix-huit" not in patient, (said, patient)
+    assert view.turns[0].text == heard.turns[0].text  # the greeting is the practice's
