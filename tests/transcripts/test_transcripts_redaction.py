@@ -272,3 +272,12 @@ def test_misheard_practice_names_are_not_callers(redactor: Redactor,
     # a doctor's name that is not the practice's is a person
     text = "Mon cardiologue, le docteur Dupuis, m'a dit de vous appeler."
     assert found(redactor, text, ctx) == [("person", "Dupuis")]
+
+
+def test_rules_only_without_the_model(ctx: RedactionContext) -> None:
+    # use_ner=False: a blank French pipeline; cues and rules still work
+    r = Redactor(use_ner=False)
+    r.load()
+    text = "Bonjour, je suis Paul Girard, né le 4 juin 1978, au 06 45 18 73 90."
+    assert [(s.type, text[s.start:s.end]) for s in r.detect(text, context=ctx)] == [
+        ("person", "Paul Girard"), ("birth_date", "4 juin 1978"), ("phone", "06 45 18 73 90")]
