@@ -79,5 +79,6 @@ def test_goodbye_time_and_names() -> None:
     assert not is_goodbye("Bonjour")
     assert time_in("jeudi à 15h") == (15, 0) and time_in("à 14 h 20") == (14, 20)
     assert time_in("jeudi") is None
+    assert time_in("vers 14 heures 30") == (14, 30)  # "heures" read whole, not as "h" + "eures"
     assert split_name("Paul Girard") == ("Paul", "Girard")
     assert split_name("jean-pierre de la fontaine") == ("Jean-Pierre", "de la Fontaine")

@@ -345,7 +345,7 @@ def resolve_day(expr: str | None, today: date) -> tuple[date, date, str | None]:
 def time_in(expr: str) -> tuple[int, int] | None:
     """(15, 0) from "15h", (14, 20) from "14 h 20", (12, 0) from "à midi" (not "après-midi")."""
     t = fold(expr)
-    m = re.search(r"\b(\d{1,2})\s*(?:h|heures?|:)\s*(\d{2})?", t)
+    m = re.search(r"\b(\d{1,2})\s*(?:heures?|h|:)\s*(\d{2})?", t)  # "heures" before "h"
     if m:
         return int(m[1]), int(m[2] or 0)
     if re.search(r"(?<!apres )(?<!apres-)(?<!apres)\b(?:a|vers|pour) midi\b", t):
