@@ -45,6 +45,9 @@ class PreparedData:
     load_model: Callable[[], Any]
     splits: dict[str, str]
 
+    def secretary_of(self, call_id: str) -> str:
+        return next((e.secretary_id for e in self.examples if e.call_id == call_id), "")
+
     @property
     def pad_id(self) -> int:
         pad = self.tokenizer.pad_token_id

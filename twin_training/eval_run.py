@@ -123,7 +123,7 @@ def _known_pii(calls: Sequence[dict[str, Any]]) -> list[str]:
 
 def run_eval(run_dir: str | Path, *, out_dir: str | Path, export_dir: str | Path | None = None,
              calls_path: str | None = None, with_base: bool = True, with_rules: bool = True,
-             limit_calls: int = 0, threads: int = 0,
+             limit_calls: int = 0, only: Sequence[str] = (), threads: int = 0,
              echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Evaluate the run's twin on its test split; returns the report (also written)."""
     from knowledge.safety import SafetyRules
@@ -141,6 +141,12 @@ def run_eval(run_dir: str | Path, *, out_dir: str | Path, export_dir: str | Path
     data = prepare_data(config, None)
     examples = [e for e in data.examples if e.split == "test" and e.trained]
     call_ids = sorted({e.call_id for e in examples})
+    if only:
+        missing = sorted(set(only) - set(call_ids))
+        if missing:
+            raise ValueError(f"not in the test split: {', '.join(missing)}")
+        call_ids = sorted(only)
+        examples = [e for e in examples if e.call_id in call_ids]
     if limit_calls:
         call_ids = call_ids[:limit_calls]
         examples = [e for e in examples if e.call_id in call_ids]

@@ -296,7 +296,14 @@ def run_training(config: RunConfig, *, resume: bool = False,
     save_checkpoint()
     if not (out / ADAPTER / "adapter_config.json").is_file():
         save_adapter()
-    _finish(config, data, out, state, stopped)
+    seen: dict[str, int] = {}
+    for m in range(state["micro"]):  # replay the deterministic order: what was learned
+        epoch, index = divmod(m, micro_per_epoch)
+        for s in _batches(train_seqs, _order(len(train_seqs), tc.seed, epoch),
+                          tc.batch_size)[index]:
+            sid = data.secretary_of(s.call_id)
+            seen[sid] = seen.get(sid, 0) + len(s.example_ids)
+    _finish(config, data, out, state, stopped, seen)
     return TrainResult(output_dir=out, adapter_dir=out / ADAPTER, steps=state["step"],
                        best_validation_loss=state["best"], first_loss=state["first_loss"],
                        last_loss=last_loss, stopped=stopped, train_seconds=state["seconds"],
@@ -304,7 +311,7 @@ def run_training(config: RunConfig, *, resume: bool = False,
 
 
 def _finish(config: RunConfig, data: PreparedData, out: Path, state: dict[str, Any],
-            stopped: str) -> None:
+            stopped: str, seen: dict[str, int]) -> None:
     """Beside the adapter: the resolved config, versions, hashes, figures and the ledger."""
     from twin_training.dataset import contribution_ledger
 
@@ -332,5 +339,8 @@ def _finish(config: RunConfig, data: PreparedData, out: Path, state: dict[str, A
     ledger = contribution_ledger(data.examples, model_id=model_id, base=data.base_name,
                                  dataset_sha256=data.card["examples_sha256"],
                                  created_at=info["created_at"])
+    ledger["stopped"] = stopped
+    for sid, entry in ledger["contributions"].items():
+        entry["examples_seen"] = seen.get(sid, 0)  # with repeats over epochs
     _write_json(adapter / "ledger.json", ledger)
     _write_json(out / "ledger.json", ledger)

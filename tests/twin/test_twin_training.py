@@ -56,6 +56,9 @@ def test_tiny_model_learns_and_the_run_is_complete(tiny_run: Path, tiny_calls: P
     # P3-007 and P2-012 train: both Bruno's
     assert set(ledger["contributions"]) == {"sec-bruno"}
     assert ledger["contributions"]["sec-bruno"]["calls"] == 2
+    train_examples = sum(len(s.example_ids) for s in data.sequences if s.split == "train")
+    # 4 steps of one call each over 2 calls: each seen twice
+    assert ledger["contributions"]["sec-bruno"]["examples_seen"] == 2 * train_examples
     card = json.loads((tiny_run / "dataset_card.json").read_text())
     assert card["input"]["rejected"] == {"not reviewed": 1}  # P1-005
     assert (tiny_run / "dataset_card.md").is_file()
