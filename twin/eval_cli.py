@@ -226,13 +226,16 @@ def scenarios_cmd(categories: tuple[str, ...], ids: tuple[str, ...], folder: Pat
 @click.option("--no-rules", is_flag=True, help="Skip the rules column.")
 @click.option("--limit-calls", type=int, default=0, help="Only the first N test calls.")
 @click.option("--only", "only", multiple=True, help="Only this test call (repeatable).")
+@click.option("--max-tokens", type=int, default=192, show_default=True,
+              help="Longest generation per turn (actions; words get half).")
 @click.option("--threads", type=int, default=0, help="llama.cpp threads (0: all cores).")
 def twin_cmd(run_dir: str, export_dir: str | None, out_dir: str | None, calls: str | None,
              no_base: bool, no_rules: bool, limit_calls: int, only: tuple[str, ...],
-             threads: int) -> None:
+             max_tokens: int, threads: int) -> None:
     """Base vs twin vs rules on the run's test split, turn by turn (teacher forcing)."""
     from twin_training.eval_run import run_eval
 
     run_eval(run_dir, out_dir=out_dir or Path(run_dir) / "eval", export_dir=export_dir,
              calls_path=calls, with_base=not no_base, with_rules=not no_rules,
-             limit_calls=limit_calls, only=only, threads=threads, echo=click.echo)
+             limit_calls=limit_calls, only=only, threads=threads, max_tokens=max_tokens,
+             echo=click.echo)

@@ -124,6 +124,7 @@ def _known_pii(calls: Sequence[dict[str, Any]]) -> list[str]:
 def run_eval(run_dir: str | Path, *, out_dir: str | Path, export_dir: str | Path | None = None,
              calls_path: str | None = None, with_base: bool = True, with_rules: bool = True,
              limit_calls: int = 0, only: Sequence[str] = (), threads: int = 0,
+             max_tokens: int = 192,
              echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Evaluate the run's twin on its test split; returns the report (also written)."""
     from knowledge.safety import SafetyRules
@@ -178,6 +179,7 @@ def run_eval(run_dir: str | Path, *, out_dir: str | Path, export_dir: str | Path
         try:
             columns[name] = evaluate_model(
                 model, examples, known_pii=known, callers=callers,
+                max_action_tokens=max_tokens, max_word_tokens=max(8, max_tokens // 2),
                 progress=progress_of(name))
         finally:
             model.close()

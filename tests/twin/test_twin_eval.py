@@ -151,7 +151,8 @@ def test_twin_eval_end_to_end_on_the_tiny_model(tiny_run: Path, tmp_path: Path) 
 
     out = tmp_path / "eval"
     result = CliRunner().invoke(cli, ["twin", "--run", str(tiny_run), "--out", str(out),
-                                      "--limit-calls", "1", "--threads", "2"])
+                                      "--limit-calls", "1", "--threads", "2",
+                                      "--max-tokens", "24"])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert set(report["models"]) == {"base", "twin", "rules"}
