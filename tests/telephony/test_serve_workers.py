@@ -413,7 +413,11 @@ async def test_two_serve_processes_share_one_database_and_one_llm(
             booked = await conn.fetch(
                 "SELECT practitioner_id, start_at, call_id FROM appointments "
                 "WHERE status = 'booked' AND call_id = ANY($1)", call_ids)
-            assert booked, f"no booking: {[dict(c) for c in calls]}\n{a.tail()}\n{b.tail()}"
+            if not booked:  # what was said (fictional demo data), to see where it went
+                said = await conn.fetch("SELECT call_id, speaker, text FROM tr_turns "
+                                        "ORDER BY call_id, idx")
+                pytest.fail("no booking: " + "; ".join(
+                    f"{r['call_id']} {r['speaker']}: {r['text']}" for r in said))
             clash = await conn.fetch(
                 "SELECT practitioner_id, start_at, count(*) FROM appointments "
                 "WHERE status = 'booked' GROUP BY 1, 2 HAVING count(*) > 1")
