@@ -311,7 +311,7 @@ def run_training(config: RunConfig, *, resume: bool = False,
 
 
 def _finish(config: RunConfig, data: PreparedData, out: Path, state: dict[str, Any],
-            stopped: str, seen: dict[str, int]) -> None:
+            stopped: str, seen_by_secretary: dict[str, int]) -> None:
     """Beside the adapter: the resolved config, versions, hashes, figures and the ledger."""
     from twin_training.dataset import contribution_ledger
 
@@ -341,6 +341,6 @@ def _finish(config: RunConfig, data: PreparedData, out: Path, state: dict[str, A
                                  created_at=info["created_at"])
     ledger["stopped"] = stopped
     for sid, entry in ledger["contributions"].items():
-        entry["examples_seen"] = seen.get(sid, 0)  # with repeats over epochs
+        entry["examples_seen"] = seen_by_secretary.get(sid, 0)  # with repeats over epochs
     _write_json(adapter / "ledger.json", ledger)
     _write_json(out / "ledger.json", ledger)
