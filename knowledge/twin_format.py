@@ -58,75 +58,55 @@ IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
 DEFAULT_QWEN_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 
-# action -> (description, {arg: (json type, description, enum or None)}, required args)
+# action -> (description, {arg: (json type, description or "", enum or None)}, required args).
+# Kept short: the whole block is in every prompt (and every training sequence).
 _Arg = tuple[str, str, tuple[str, ...] | None]
+_DATE = "YYYY-MM-DD"
+_TIME = "YYYY-MM-DDTHH:MM"
 _SPEC: dict[str, tuple[str, dict[str, _Arg], tuple[str, ...]]] = {
-    "find_patient": (
-        "Look up the caller's record by full name and date of birth.",
-        {"name": ("string", "first and last name", None),
-         "birth_date": ("string", "YYYY-MM-DD", None)},
-        ("name", "birth_date")),
-    "create_patient": (
-        "Create a record for a new patient.",
-        {"name": ("string", "first and last name", None),
-         "birth_date": ("string", "YYYY-MM-DD", None),
-         "phone": ("string", "phone number, +33...", None),
-         "guardian_of": ("string", "for a child: the parent's patient_id", None)},
-        ("name", "birth_date", "phone")),
-    "search_slots": (
-        "Find free appointment slots.",
-        {"practitioner": ("string", "practitioner id", None),
-         "appointment_type": ("string", "appointment type id", None),
-         "day": ("string", "YYYY-MM-DD", None),
-         "part_of_day": ("string", "part of the day", ("morning", "afternoon", "any")),
-         "after": ("string", "earliest start, YYYY-MM-DDTHH:MM", None)},
-        ("practitioner", "appointment_type")),
-    "book": (
-        "Book a slot that search_slots returned and the caller accepted.",
-        {"patient_id": ("string", "from find_patient or create_patient", None),
-         "practitioner": ("string", "practitioner id", None),
-         "appointment_type": ("string", "appointment type id", None),
-         "start": ("string", "YYYY-MM-DDTHH:MM", None)},
-        ("patient_id", "practitioner", "appointment_type", "start")),
-    "list_appointments": (
-        "List a verified patient's appointments.",
-        {"patient_id": ("string", "from find_patient", None)},
-        ("patient_id",)),
-    "cancel": (
-        "Cancel one of the verified patient's appointments.",
-        {"appointment_id": ("string", "from list_appointments", None)},
-        ("appointment_id",)),
-    "move": (
-        "Move one of the verified patient's appointments to a new free slot.",
-        {"appointment_id": ("string", "from list_appointments", None),
-         "new_start": ("string", "YYYY-MM-DDTHH:MM", None)},
-        ("appointment_id", "new_start")),
-    "take_message": (
-        "Leave a message for a practitioner or the secretariat.",
-        {"kind": ("string", "kind of message",
-                  ("prescription_renewal", "results", "callback", "medical_question", "admin",
-                   "other")),
-         "for": ("string", "practitioner id or secretariat", None),
-         "patient_id": ("string", "if known", None),
-         "summary": ("string", "one or two sentences", None)},
-        ("kind", "for", "summary")),
-    "give_info": (
-        "Get the practice's own answer about a practical topic (hours, address, access, "
-        "tariffs, payment, documents, ...).",
-        {"topic": ("string", "hours, address, access, tariffs, payment, documents, "
-                   "tiers_payant, carte_vitale, home_visits, other...", None)},
-        ("topic",)),
-    "transfer": (
-        "Transfer the call to a practitioner or a secretary.",
-        {"to": ("string", "practitioner id or secretariat", None),
-         "reason": ("string", "why", None)},
-        ("to", "reason")),
-    "emergency": (
-        "A life-threatening situation: tell the caller to hang up and dial the number now.",
-        {"number": ("string", "15 (SAMU), 112, or 3114 (suicide risk)", ("15", "112", "3114")),
-         "reason": ("string", "what the caller described", None)},
-        ("number", "reason")),
-    "end_call": ("The call is over: hang up after the goodbye.", {}, ()),
+    "find_patient": ("Find the caller's record.",
+                     {"name": ("string", "", None), "birth_date": ("string", _DATE, None)},
+                     ("name", "birth_date")),
+    "create_patient": ("New patient record.",
+                       {"name": ("string", "", None), "birth_date": ("string", _DATE, None),
+                        "phone": ("string", "", None),
+                        "guardian_of": ("string", "parent's patient_id", None)},
+                       ("name", "birth_date", "phone")),
+    "search_slots": ("Free slots.",
+                     {"practitioner": ("string", "", None),
+                      "appointment_type": ("string", "", None),
+                      "day": ("string", _DATE, None),
+                      "part_of_day": ("string", "", ("morning", "afternoon", "any")),
+                      "after": ("string", _TIME, None)},
+                     ("practitioner", "appointment_type")),
+    "book": ("Book an offered, accepted slot.",
+             {"patient_id": ("string", "", None), "practitioner": ("string", "", None),
+              "appointment_type": ("string", "", None), "start": ("string", _TIME, None)},
+             ("patient_id", "practitioner", "appointment_type", "start")),
+    "list_appointments": ("A patient's appointments.", {"patient_id": ("string", "", None)},
+                          ("patient_id",)),
+    "cancel": ("Cancel an appointment.", {"appointment_id": ("string", "", None)},
+               ("appointment_id",)),
+    "move": ("Move an appointment.",
+             {"appointment_id": ("string", "", None), "new_start": ("string", _TIME, None)},
+             ("appointment_id", "new_start")),
+    "take_message": ("Message for a practitioner or the secretariat.",
+                     {"kind": ("string", "", ("prescription_renewal", "results", "callback",
+                                              "medical_question", "admin", "other")),
+                      "for": ("string", "", None), "patient_id": ("string", "", None),
+                      "summary": ("string", "", None)},
+                     ("kind", "for", "summary")),
+    "give_info": ("The practice's answer on a practical topic.",
+                  {"topic": ("string", "hours, address, access, tariffs, payment, documents, "
+                             "tiers_payant, carte_vitale, home_visits, other", None)},
+                  ("topic",)),
+    "transfer": ("Transfer the call.", {"to": ("string", "", None),
+                                        "reason": ("string", "", None)}, ("to", "reason")),
+    "emergency": ("Life-threatening: caller must dial this number now.",
+                  {"number": ("string", "", ("15", "112", "3114")),
+                   "reason": ("string", "", None)},
+                  ("number", "reason")),
+    "end_call": ("Hang up after the goodbye.", {}, ()),
 }
 
 ACTIONS: tuple[str, ...] = tuple(_SPEC)
@@ -155,7 +135,9 @@ def tool_schemas() -> list[dict[str, Any]]:
     for name, (description, args, required) in _SPEC.items():
         properties: dict[str, Any] = {}
         for arg, (kind, arg_description, enum) in args.items():
-            prop: dict[str, Any] = {"type": kind, "description": arg_description}
+            prop: dict[str, Any] = {"type": kind}
+            if arg_description:
+                prop["description"] = arg_description
             if enum is not None:
                 prop["enum"] = list(enum)
             properties[arg] = prop
@@ -190,6 +172,20 @@ def _hours_line(ranges: Sequence[Any]) -> str:
     return " ".join(str(r) for r in ranges) if ranges else "fermé"
 
 
+def _week_line(profile: PracticeProfile) -> str:
+    """``lun-jeu 08:30-12:30 14:00-19:00 ; ven ... ; dim fermé`` (equal days grouped)."""
+    groups: list[tuple[int, int, str]] = []
+    for i in range(len(WEEKDAYS)):
+        line = _hours_line(profile.hours.ranges(i))
+        if groups and groups[-1][2] == line:
+            groups[-1] = (groups[-1][0], i, line)
+        else:
+            groups.append((i, i, line))
+    return " ; ".join(
+        (f"{_DAYS_FR[a][:3]}-{_DAYS_FR[b][:3]}" if a != b else _DAYS_FR[a][:3]) + f" {line}"
+        for a, b, line in groups)
+
+
 def system_prompt(profile: PracticeProfile, *, now: datetime) -> str:
     """The compact system prompt for a call at ``now`` (aware: converted to the practice's
     timezone; naive: taken as practice local time). Deterministic."""
@@ -201,8 +197,7 @@ def system_prompt(profile: PracticeProfile, *, now: datetime) -> str:
     types = " ; ".join(
         f"{t.code} = {t.label}, {t.duration_min} min ({', '.join(t.practitioners)})"
         for t in profile.appointment_types)
-    hours = " ; ".join(f"{_DAYS_FR[i]} {_hours_line(profile.hours.ranges(i))}"
-                       for i in range(len(WEEKDAYS)))
+    hours = _week_line(profile)
     today = now.date()
     calendar = ", ".join(
         f"{_DAYS_FR[d.weekday()][:3]} {d.isoformat()}"

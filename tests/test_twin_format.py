@@ -76,7 +76,7 @@ def test_system_prompt_is_compact_and_deterministic(profile: PracticeProfile) ->
     assert "lundi 5 octobre 2026, 08:34 (2026-10-05T08:34)" in text
     assert "jeu 2026-10-08" in text  # the calendar resolves "jeudi"
     assert "emergency 15" in text and "3114" in text
-    assert "dimanche fermé" in text
+    assert "dim fermé" in text and "lun-jeu 08:30-12:30 14:00-19:00" in text
     assert len(text) < 2000
     later = system_prompt(profile, now=datetime(2026, 10, 6, 9, 0))
     assert later != text
