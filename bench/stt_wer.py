@@ -1,7 +1,10 @@
 """Whisper on the French phone fixtures: word error rate and time per utterance.
 
 Usage: .venv/bin/python bench/stt_wer.py [--beam 5] [--prompt TEXT|--no-prompt] [--fixtures DIR]
-Prints per-file WER and the mean, and p50/p95 transcription time.
+                                         [--window fit,full]
+Prints per-file WER and the mean, and p50/p95 transcription time, for each encoder window
+(``fit``: the utterance plus 1 s, at least 10 s; ``full``: Whisper's 30 s), both on one loaded
+model and interleaved file by file, so a busy machine slows both alike.
 """
 
 from __future__ import annotations
@@ -41,22 +44,37 @@ def main() -> None:
                    default=Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "calls")
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--prompt", default=None)
+    p.add_argument("--window", default="fit", help="comma-separated: fit, full")
     a = p.parse_args()
     manifest = json.loads((a.fixtures / "manifest.json").read_text())
-    eng = WhisperEngine(model_dir=require("whisper-base"), beam_size=a.beam, initial_prompt=a.prompt)
-    eng.load()
-    wers, times = [], []
+    windows = [w.strip() for w in a.window.split(",") if w.strip()]
+    engines = {}
+    for name in windows:
+        eng = WhisperEngine(model_dir=require("whisper-base"), beam_size=a.beam,
+                            initial_prompt=a.prompt, window=name)
+        if engines:
+            eng._model = next(iter(engines.values()))._model  # one model, several windows
+        else:
+            eng.load()
+        engines[name] = eng
+    wers: dict[str, list[float]] = {n: [] for n in windows}
+    times: dict[str, list[float]] = {n: [] for n in windows}
     for item in manifest:
         with wave.open(str(a.fixtures / item["file"])) as w:
             pcm, rate = w.readframes(w.getnframes()), w.getframerate()
-        res = eng.transcribe(pcm, rate)
-        e = wer(item["text"], res.text)
-        wers.append(e)
-        times.append(res.elapsed_s)
-        print(f"{e:5.2f} {res.elapsed_s:5.2f}s {item['file']:<32} {res.text}")
-    times.sort()
-    print(f"beam={a.beam} prompt={a.prompt!r}: mean WER {statistics.fmean(wers):.3f}, "
-          f"time p50 {statistics.median(times):.2f}s p95 {times[int(0.95 * (len(times) - 1))]:.2f}s")
+        for name, eng in engines.items():
+            res = eng.transcribe(pcm, rate)
+            e = wer(item["text"], res.text)
+            wers[name].append(e)
+            times[name].append(res.elapsed_s)
+            print(f"{name:<4} {e:5.2f} {res.elapsed_s:5.2f}s {item['file']:<32} {res.text}")
+    base = statistics.median(times[windows[0]])
+    for name in windows:
+        t = sorted(times[name])
+        print(f"window={name} beam={a.beam} prompt={a.prompt!r}: mean WER "
+              f"{statistics.fmean(wers[name]):.3f}, time p50 {statistics.median(t):.2f}s "
+              f"p95 {t[int(0.95 * (len(t) - 1))]:.2f}s (p50 ratio to {windows[0]}: "
+              f"{statistics.median(t) / base:.2f})")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_window_is_the_speech_plus_a_second_within_bounds() -> None:
-    assert fitted_frames(200) == 1000  # a 2 s "oui merci": the 10 s minimum
-    assert fitted_frames(1234) == 1350  # 12.3 s + 1 s, rounded up to 0.5 s
+    assert fitted_frames(200) == 2000  # a 2 s "oui merci": the 20 s minimum
+    assert fitted_frames(2234) == 2350  # 22.3 s + 1 s, rounded up to 0.5 s
     assert fitted_frames(2950) == FULL_FRAMES
     assert fitted_frames(2999) == FULL_FRAMES
 
@@ -27,6 +27,10 @@ def test_a_derailed_decode_is_recognised() -> None:
     assert whisper_fit._looks_derailed("bonjour madame", 200, 2.0, -0.3)  # too long for 2 s
     assert whisper_fit._looks_derailed("bonjour madame", 4, 2.0, -2.0)  # very unsure
     assert not whisper_fit._looks_derailed("Oui, c'est parfait pour moi, merci.", 12, 2.6, -0.3)
+    prompt = "Un rendez-vous le matin ou l'après-midi, votre date de naissance."
+    assert whisper_fit._echoes_prompt("Un rendez-vous le matin ou l'après-midi.", prompt)
+    assert not whisper_fit._echoes_prompt("Je voudrais un rendez-vous jeudi matin.", prompt)
+    assert not whisper_fit._echoes_prompt("Un rendez-vous.", None)
 
 
 def _load(path: Path) -> np.ndarray:

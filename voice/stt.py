@@ -59,7 +59,7 @@ class WhisperEngine:
         if window not in ("fit", "full"):
             raise ValueError(f"window must be 'fit' or 'full', not {window!r}")
         self.model_dir = model_dir
-        # "fit": encode the utterance plus 1 s (at least 10 s) instead of Whisper's 30 s
+        # "fit": encode the utterance plus 1 s (at least 20 s) instead of Whisper's 30 s
         # window (voice/whisper_fit.py); "full": faster-whisper's own 30 s path.
         self.window = window
         self.language = language

@@ -16,6 +16,7 @@ log-probability) is decoded again on the full window.
 from __future__ import annotations
 
 import math
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ __all__ = ["FitResult", "fitted_frames", "transcribe_fitted"]
 
 FRAMES_PER_S = 100  # Whisper: 10 ms hop
 FULL_FRAMES = 3000
-MIN_FRAMES = 1000  # never encode less than 10 s: shorter windows derail more often on names
+MIN_FRAMES = 2000  # never encode less than 20 s: shorter windows derail more often on names
 # and dates (measured on the phone fixtures, docs/PERFORMANCE.md)
 TAIL_FRAMES = 100  # 1 s of silence after the speech, as the model expects an ending
 
@@ -42,7 +43,7 @@ class FitResult:
 
 def fitted_frames(n_frames: int) -> int:
     """The encoder window for ``n_frames`` of audio: the speech plus 1 s, rounded up to
-    the next 0.5 s, at least 10 s and at most Whisper's 30 s."""
+    the next 0.5 s, at least 20 s and at most Whisper's 30 s."""
     want = max(MIN_FRAMES, n_frames + TAIL_FRAMES)
     return min(FULL_FRAMES, math.ceil(want / 50.0) * 50)
 
@@ -50,6 +51,15 @@ def fitted_frames(n_frames: int) -> int:
 def _compression_ratio(text: str) -> float:
     data = text.encode("utf-8")
     return len(data) / max(1, len(zlib.compress(data))) if data else 0.0
+
+
+def _echoes_prompt(text: str, prompt: str | None) -> bool:
+    """Whisper sometimes "transcribes" its initial prompt instead of the audio."""
+    if not prompt:
+        return False
+    said = set(re.findall(r"\w+", text.lower()))
+    primed = set(re.findall(r"\w+", prompt.lower()))
+    return len(said) >= 3 and len(said & primed) / len(said) >= 0.8
 
 
 def _looks_derailed(text: str, tokens: int, audio_s: float, avg_logprob: float) -> bool:
@@ -96,7 +106,8 @@ def transcribe_fitted(model: Any, audio: np.ndarray, *, language: str, beam_size
     text = tokenizer.decode(ids).strip()
     # generate() scores are length-normalised log-probabilities of the sequence
     avg_logprob = float(result.scores[0]) if result.scores else 0.0
-    if _looks_derailed(text, len(ids), len(audio) / 16000.0, avg_logprob):
+    if _looks_derailed(text, len(ids), len(audio) / 16000.0, avg_logprob) \
+            or _echoes_prompt(text, initial_prompt):
         return None
     return FitResult(text=text, avg_logprob=avg_logprob,
                      no_speech_prob=float(result.no_speech_prob), frames=frames)
