@@ -55,11 +55,15 @@ async def test_a_restart_loads_the_saved_prompt_state(tmp_path: Path) -> None:
         pytest.skip(str(exc))
     state_dir, log = tmp_path / "state", tmp_path / "llama.log"
     answers = []
-    for _ in range(2):
+    for run in range(2):
         server = EmbeddedLLMServer(model_path=model, n_ctx=2048, state_dir=state_dir, log_path=log,
                                    startup_timeout_s=600)
         await server.start()
         try:
+            if run == 0:  # the cold evaluation, which writes the state
+                await _ask(server, "Bonjour, vous êtes ouverts demain ?")
+            # the prompt's cells reused (in memory, then from disk): the last prompt token
+            # is decoded again alone, so both answers come from the same computation
             answers.append(await _ask(server, "Bonjour, vous êtes ouverts demain ?"))
         finally:
             await server.stop()
@@ -68,4 +72,4 @@ async def test_a_restart_loads_the_saved_prompt_state(tmp_path: Path) -> None:
     assert saved[0].stat().st_size < 100_000_000  # the prompt's KV cells, not the whole context
     text = log.read_text()
     assert "warm LLM state saved" in text and "tokens from" in text, text[-2000:]
-    assert answers[0] == answers[1]  # the loaded state is the evaluated prompt, exactly
+    assert answers[0] and answers[0] == answers[1]  # the loaded state is the evaluated prompt
