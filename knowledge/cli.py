@@ -9,6 +9,18 @@ import click
 __all__ = ["cli"]
 
 
+
+
+def _quiet_red_flag_log() -> None:
+    """Silence the per-red-flag log lines for this command only (the level is put back when
+    the command ends, so a caller in the same process, a test say, keeps its logging)."""
+    import logging
+
+    logger = logging.getLogger("knowledge.safety")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    click.get_current_context().call_on_close(lambda: logger.setLevel(level))
+
 @click.group("knowledge")
 def cli() -> None:
     """Validate the practice profile, test the safety rules."""
@@ -42,12 +54,11 @@ def check_rules(rules_path: Path | None, labelled_path: Path | None, show_all: b
     Exits with status 1 if red-flag recall is below 100 % or a rule's own
     examples fail.
     """
-    import logging
 
     from knowledge.evaluation import evaluate, load_labelled
     from knowledge.safety import CATEGORIES, RulesError, SafetyRules
 
-    logging.getLogger("knowledge.safety").setLevel(logging.ERROR)  # one line per red flag is noise here
+    _quiet_red_flag_log()  # one line per red flag is noise here
 
     try:
         rules = SafetyRules.load(rules_path)
@@ -154,7 +165,6 @@ def prompt(profile: Path | None) -> None:
 @click.option("--repeat", default=5, show_default=True, help="Passes over the labelled sets.")
 def bench(repeat: int) -> None:
     """Time rule loading, profile loading, assess() and practice answers (p50/p95)."""
-    import logging
     import time
 
     from knowledge.evaluation import default_labelled_path, load_labelled
@@ -162,7 +172,7 @@ def bench(repeat: int) -> None:
     from knowledge.profile import default_profile_path, load_profile
     from knowledge.safety import SafetyRules
 
-    logging.getLogger("knowledge.safety").setLevel(logging.ERROR)
+    _quiet_red_flag_log()
 
     def report(name: str, samples: list[float]) -> None:
         ordered = sorted(samples)
