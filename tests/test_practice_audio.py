@@ -37,7 +37,8 @@ def _speak(text: str, path: Path, rate: int = 8000) -> Path:
     """French speech from eSpeak NG, as a phone line carries it (8 kHz, silence around)."""
     from voice.espeak import ESpeakEngine, ESpeakVoice
 
-    engine = ESpeakEngine(voice=ESpeakVoice(language="fr", rate_wpm=125, pitch=50))
+    engine = ESpeakEngine(voice=ESpeakVoice(language="fr", rate_wpm=110, pitch=50))  # slower: Whisper
+    # base hears eSpeak's French better (at 125 wpm "rendez-vous" came out "des mouames")
     engine.load()
     pcm = engine.synthesize(text).astype(np.float64)
     n = int(len(pcm) * rate / engine.sample_rate)
