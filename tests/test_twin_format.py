@@ -24,7 +24,7 @@ from knowledge.twin_format import (
     tool_schemas,
 )
 
-# The corpus's action vocabulary and argument names (../shared/corpus/README.md).
+# The corpus's action vocabulary and argument names (the secretariat corpus's README).
 CORPUS_ARGS = {
     "find_patient": {"name", "birth_date"},
     "create_patient": {"name", "birth_date", "phone", "guardian_of"},

@@ -46,13 +46,6 @@ class _LazyGroup(click.Group):
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             missing = exc.name or ""
-            if missing == module_name or module_name.startswith(missing + "."):
-
-                @click.command(cmd_name, help=f"{help_text} (not available in this build)")
-                def _unavailable() -> None:
-                    raise click.ClickException(f"'twin {cmd_name}' is not available yet.")
-
-                return _unavailable
             raise click.ClickException(
                 f"'twin {cmd_name}' needs the Python package '{missing}'. "
                 "Install the project with its extras: pip install -e '.[voice,embedded]'"
