@@ -57,6 +57,11 @@ class PatientTurn:
     timeout_s: float = 30.0  # longest wait for the bot's turn to end
     barge_in_after_s: float | None = None  # speak this long after the bot *starts* talking
     label: str = ""
+    # A caller asked again repeats themselves: once the bot has answered this turn, say it
+    # again while ``repeat_if()`` is true, at most ``max_repeats`` times (the caller does not
+    # hear words: the test or demo decides from what the bot said, e.g. its transcript).
+    repeat_if: Callable[[], bool] | None = field(default=None, repr=False)
+    max_repeats: int = 1
 
     def describe(self) -> str:
         if self.label:
@@ -222,15 +227,26 @@ class CallerSimulator:
         sender = asyncio.create_task(self._send_loop(writer, rec))
         receiver = asyncio.create_task(self._recv_loop(reader, rec, stats))
         try:
-            for i, (turn, pcm) in enumerate(zip(turns, audio, strict=True)):
+            index = 0
+            for turn, pcm in zip(turns, audio, strict=True):
+                repeats = 0
+                while not self._bot_gone.is_set():
+                    self._current = TurnResult(index=index, source=turn.describe())
+                    self._results.append(self._current)
+                    index += 1
+                    await self._wait_for_bot(turn)
+                    if self._bot_gone.is_set():
+                        break
+                    await self._speak(turn, pcm)
+                    if turn.repeat_if is None or repeats >= turn.max_repeats:
+                        break
+                    await self._wait_for_bot(turn)  # the bot's answer to this turn
+                    if self._bot_gone.is_set() or not turn.repeat_if():
+                        break
+                    repeats += 1
+                    self._emit("repeat", turn.describe())
                 if self._bot_gone.is_set():
                     break
-                self._current = TurnResult(index=i, source=turn.describe())
-                self._results.append(self._current)
-                await self._wait_for_bot(turn)
-                if self._bot_gone.is_set():
-                    break
-                await self._speak(turn, pcm)
             await self._wait_for_bot(PatientTurn(pcm=b"", timeout_s=self.final_timeout_s))
             if self._bot_gone.is_set():
                 ended_by = "bot"

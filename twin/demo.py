@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import statistics
 import time
@@ -47,13 +48,26 @@ async def booked_appointments(booking: Any, ids: list[str]) -> list[Any]:
     return found
 
 
+_ASKED_AGAIN = re.compile(r"\b(?:redire|répéter|repeter)\b", re.IGNORECASE)
+
+
+def asked_to_repeat(last: list[str]) -> bool:
+    """Whether the assistant's last words ask the caller to say it again (the simulated
+    caller then repeats its turn once, as a person would when misheard)."""
+    return bool(last) and _ASKED_AGAIN.search(last[-1]) is not None
+
+
 def _fmt(v: float | None) -> str:
     return "   -  " if v is None else f"{v:5.2f}s"
 
 
 async def run_demo(settings: Settings, *, wavs: list[Path], echo: Any = click.echo,
-                   fresh_db: bool = True, demo_data: bool = True) -> dict[str, Any]:
+                   fresh_db: bool = True, demo_data: bool = True,
+                   repeat_when_asked: bool = False) -> dict[str, Any]:
     """Run one simulated call; return a summary (also used by the tests and the bench).
+
+    ``repeat_when_asked``: the caller says a turn once more when the assistant asks for it
+    (a misheard date of birth, say), as a person would; otherwise the script is played as is.
 
     ``demo_data``: seed the demo practice's fictional patients (``twin demo``, the scenario
     suite); otherwise the agenda holds the settings' practice only (``twin call``)."""
@@ -68,7 +82,11 @@ async def run_demo(settings: Settings, *, wavs: list[Path], echo: Any = click.ec
     reports: list[CallReport] = []
     t0 = time.monotonic()
 
+    said: list[str] = []  # the assistant's latest words, as the simulated caller "hears" them
+
     def on_text(_call_id: str, who: str, text: str) -> None:
+        if who != "patient":
+            said.append(text)
         label = "patient  " if who == "patient" else "assistant"
         echo(f"  [{time.monotonic() - t0:6.1f}s] {label} › {text}")
 
@@ -81,7 +99,9 @@ async def run_demo(settings: Settings, *, wavs: list[Path], echo: Any = click.ec
             echo(f"AudioSocket server listening on 127.0.0.1:{server.port}; the patient dials in…")
             record_to = settings.recordings_path / f"demo-caller-{time.strftime('%Y%m%d-%H%M%S')}.wav"
             sim = CallerSimulator(host="127.0.0.1", port=server.port, sample_rate=8000)
-            recording = await sim.run([PatientTurn(wav=w) for w in wavs], record_to=record_to)
+            again = (lambda: asked_to_repeat(said[-1:])) if repeat_when_asked else None
+            turns = [PatientTurn(wav=w, repeat_if=again) for w in wavs]
+            recording = await sim.run(turns, record_to=record_to)
             for _ in range(100):  # the server side finishes its bookkeeping
                 if reports:
                     break
@@ -116,7 +136,7 @@ def demo(config: Path | None, wavs: tuple[Path, ...], json_out: Path | None) -> 
                f"{settings.llm.base_url or settings.llm.model}, STT {settings.stt.model}, "
                f"TTS {settings.tts.engine}")
     try:
-        result = asyncio.run(run_demo(settings, wavs=script))
+        result = asyncio.run(run_demo(settings, wavs=script, repeat_when_asked=not wavs))
     except Exception as exc:
         from twin.models import ModelMissingError
 

@@ -168,3 +168,45 @@ async def test_latency_counts_from_the_end_of_speech_and_overlaps_are_seen(
     assert t.patient_speech_end_s is not None and t.patient_end_s is not None
     assert t.patient_end_s - t.patient_speech_end_s >= 1.9  # 2 s of trailing silence
     assert t.latency_s is not None and 0.2 <= t.latency_s < 1.9  # from the speech, not the file
+
+
+async def test_a_caller_asked_again_repeats_the_turn_once(server_factory, tmp_path: Path) -> None:
+    bot = ToneBot(reply_delay_s=0.2)
+    server = await server_factory(Recorder(body=bot))
+    asked: list[int] = []
+
+    def asked_again() -> bool:  # the bot's answer to the first utterance asks to repeat
+        asked.append(bot.heard_utterances)
+        return True
+
+    events: list[SimEvent] = []
+    sim = CallerSimulator(host="127.0.0.1", port=server.port, sample_rate=8000,
+                          end_of_turn_silence_s=0.4, final_timeout_s=5, on_event=events.append)
+    rec = await sim.run([PatientTurn(pcm=tone(8000, 400, 300), repeat_if=asked_again),
+                         PatientTurn(pcm=tone(8000, 300, 350))], record_to=tmp_path / "c.wav")
+    # said twice (max_repeats=1 by default), then the next turn: three utterances heard,
+    # the question asked once, after the bot had answered the first utterance
+    assert bot.heard_utterances == 3
+    assert asked == [1]
+    assert [e.kind for e in events].count("repeat") == 1
+    assert [t.source for t in rec.turns] == ["pcm 6400 bytes", "pcm 6400 bytes", "pcm 4800 bytes"]
+    assert all(t.latency_s is not None for t in rec.turns)
+
+
+async def test_no_repeat_when_the_bot_did_not_ask(server_factory, tmp_path: Path) -> None:
+    bot = ToneBot(reply_delay_s=0.2)
+    server = await server_factory(Recorder(body=bot))
+    sim = CallerSimulator(host="127.0.0.1", port=server.port, sample_rate=8000,
+                          end_of_turn_silence_s=0.4, final_timeout_s=5)
+    rec = await sim.run([PatientTurn(pcm=tone(8000, 400, 300), repeat_if=lambda: False),
+                         PatientTurn(pcm=tone(8000, 300, 350))], record_to=tmp_path / "c.wav")
+    assert bot.heard_utterances == 2 and len(rec.turns) == 2
+
+
+def test_demo_caller_repeats_only_when_asked() -> None:
+    from twin.demo import asked_to_repeat
+
+    assert asked_to_repeat(["Pouvez-vous me redire votre nom et votre date de naissance ?"])
+    assert asked_to_repeat(["Pardon, je n'ai pas bien compris. Pouvez-vous répéter ?"])
+    assert not asked_to_repeat(["Je peux vous proposer jeudi 3 décembre à 14 heures."])
+    assert not asked_to_repeat([])
