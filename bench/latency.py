@@ -14,6 +14,7 @@ processes keeping cores busy (``--hog N``).
 
 Usage: .venv/bin/python bench/latency.py [--calls N] [--concurrency 1,2,4,8] [--hog N]
            [--variant NAME:stt.window=full,stt.vad_stop_s=0.5 ...] [--fixtures DIR] [--config FILE]
+           [--policy hybrid --variant rules:policy=rules --variant hybrid:policy=hybrid]
 """
 
 from __future__ import annotations
@@ -64,14 +65,20 @@ def _hog(stop: Any) -> None:  # pragma: no cover - a busy core for the load test
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     name, _, rest = text.partition(":")
     pairs = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
-    unknown = set(pairs) - {"stt.window", "stt.vad_stop_s", "stt.beam_size"}
+    unknown = set(pairs) - {"stt.window", "stt.vad_stop_s", "stt.beam_size", "policy"}
     if unknown:
         raise SystemExit(f"--variant {text}: unknown key(s) {', '.join(sorted(unknown))}")
     return name, pairs
 
 
-def apply_variant(services: Any, pairs: dict[str, str]) -> None:
-    """Switch levers on the loaded services (no reload: the same models for every variant)."""
+def apply_variant(services: Any, pairs: dict[str, str], *, policy: str = "rules") -> None:
+    """Switch levers on the loaded services (no reload: the same models for every variant).
+    ``policy=rules|model|hybrid`` switches the dialogue policy per call (the twin is started
+    once, by ``--policy``)."""
+    want = pairs.get("policy", policy)
+    if want != "rules" and policy == "rules":
+        raise SystemExit("a policy=model/hybrid variant needs --policy model or hybrid (starts the twin)")
+    services.policy = want
     services.whisper.window = pairs.get("stt.window", "fit")
     services.vad_stop_s = float(pairs.get("stt.vad_stop_s", 0.2))
     if "stt.beam_size" in pairs:
@@ -141,6 +148,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     from twin.settings import Settings
 
     settings = Settings.load(args.config)
+    if args.policy:
+        settings.policy = args.policy
     settings.data_dir = str(Path(settings.data_dir) / "bench")
     (Path(settings.data_dir) / "agenda.db").unlink(missing_ok=True)
     variants = [parse_variant(v) for v in args.variant] or [("default", {})]
@@ -153,7 +162,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             h.start()
         try:
             for name, pairs in variants:
-                apply_variant(services, pairs)
+                apply_variant(services, pairs, policy=settings.policy)
                 for level in levels:
                     print(f"variant {name}, {level} simultaneous call(s), {args.hog} busy core(s)",
                           file=sys.stderr)
@@ -184,6 +193,9 @@ if __name__ == "__main__":
     p.add_argument("--calls", type=int, default=5, help="calls per row (at least the concurrency)")
     p.add_argument("--concurrency", default="1", help="simultaneous calls, e.g. 1,2,4,8")
     p.add_argument("--hog", type=int, default=0, help="processes keeping a core busy meanwhile")
+    p.add_argument("--policy", choices=["rules", "model", "hybrid"],
+                   help="Dialogue policy at start (model/hybrid start the deployed twin, or the "
+                        "base model without one); variants may switch it with policy=...")
     p.add_argument("--variant", action="append", default=[],
                    help="NAME:key=value,... levers for one row set (stt.window, stt.vad_stop_s, "
                         "stt.beam_size); repeat to compare in one run")

@@ -69,9 +69,37 @@ async def run_text_suite(scenarios: Sequence[Any], *, llm_url: str | None, llm_m
                                  policy=policy, raw_prompt=llm_url is None)
 
 
+@contextlib.asynccontextmanager
+async def twin_endpoint(export_dir: Path | None,
+                        echo: Any = click.echo) -> AsyncIterator[tuple[str, str] | None]:
+    """``(base_url, model)`` of an embedded server running an exported twin (its base GGUF
+    with its GGUF adapter, from ``twin export``), or ``None`` without ``export_dir``."""
+    if export_dir is None:
+        yield None
+        return
+    from twin.settings import Settings
+    from voice.embedded_llm import EmbeddedLLMServer
+
+    try:
+        manifest = json.loads((export_dir / "export.json").read_text(encoding="utf-8"))
+        base, adapter = Path(manifest["base_gguf"]), Path(manifest["adapter_gguf"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise click.ClickException(f"{export_dir}: not a twin export ({exc}); run twin export RUN") from exc
+    settings = Settings.load(None)
+    server = EmbeddedLLMServer(model_path=base, lora_path=adapter, alias=export_dir.parent.name,
+                               n_ctx=settings.llm.n_ctx, n_threads=settings.llm.threads or None)
+    echo(f"starting the twin ({base.parent.name} + {adapter.name})…")
+    await server.start()
+    try:
+        yield server.base_url, server.model_name
+    finally:
+        await server.stop()
+
+
 async def _text_suite(scenarios: Sequence[Any], *, base_url: str, model_name: str,
                       echo: Any, policy: str = "rules", raw_prompt: bool = False,
-                      profile: Path | None = None) -> list[Any]:
+                      profile: Path | None = None,
+                      twin: tuple[str, str] | None = None) -> list[Any]:
     from twin.scenarios import SuiteConfig, run_suite
     from twin.settings import Settings
     from voice.llm import OpenAICompatibleLLM
@@ -82,9 +110,10 @@ async def _text_suite(scenarios: Sequence[Any], *, base_url: str, model_name: st
                               temperature=0.0, max_tokens=settings.llm.max_tokens,
                               timeout_s=settings.llm.timeout_s)
     # the twin on the embedded server: its prompt exactly as in training (raw completions)
-    twin_llm = RawPromptLLM(base_url=base_url, model=model_name, api_key=settings.llm.api_key,
+    twin_url, twin_model = twin or (base_url, model_name)
+    twin_llm = RawPromptLLM(base_url=twin_url, model=twin_model, api_key=settings.llm.api_key,
                             temperature=0.0, max_tokens=settings.llm.max_tokens,
-                            timeout_s=settings.llm.timeout_s) if raw_prompt else None
+                            timeout_s=settings.llm.timeout_s) if raw_prompt or twin else None
 
     def progress(r: Any) -> None:
         echo(f"  {'PASS' if r.passed else 'FAIL'}  {r.category:<15} {r.id:<42} {r.duration_s:5.1f}s")
@@ -101,16 +130,17 @@ async def _text_suite(scenarios: Sequence[Any], *, base_url: str, model_name: st
 
 async def _run_all(scenarios: Sequence[Any], *, llm_url: str | None, llm_model: str | None,
                    audio: bool, echo: Any, policy: str = "rules",
-                   profile: Path | None = None) -> list[Any]:
+                   profile: Path | None = None, twin_export: Path | None = None) -> list[Any]:
     """The text-level suite, then (``audio``) the scenarios with WAVs through the real
     pipeline, with one LLM server for both. ``profile``: the settings' practice (a
     scenario's own fixture names its own)."""
     from twin.scenarios import DbDiff, ScenarioResult, run_audio_scenario
 
-    async with llm_endpoint(llm_url, llm_model, echo) as (base_url, model_name):
+    async with llm_endpoint(llm_url, llm_model, echo) as (base_url, model_name), \
+            twin_endpoint(twin_export, echo) as twin:
         results = await _text_suite(scenarios, base_url=base_url, model_name=model_name,
                                     echo=echo, policy=policy, raw_prompt=llm_url is None,
-                                    profile=profile)
+                                    profile=profile, twin=twin)
         if audio:
             with_wavs = [s for s in scenarios if s.wavs]
             echo(f"\naudio level: {len(with_wavs)} scenarios with fixture WAVs")
@@ -148,9 +178,13 @@ async def _run_all(scenarios: Sequence[Any], *, llm_url: str | None, llm_model: 
 @click.option("--config", type=click.Path(path_type=Path),
               help="Settings file: its practice profile (or $TWIN_PROFILE) is the scenarios' "
                    "practice, unless a scenario's fixture names its own.")
+@click.option("--twin", "twin_export", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="An exported twin (twin export's folder) for --policy model/hybrid at text "
+                   "level; without it the base model proposes.")
 def scenarios_cmd(categories: tuple[str, ...], ids: tuple[str, ...], folder: Path | None,
                   llm_url: str | None, llm_model: str | None, json_out: Path | None,
-                  audio: bool, policy: str, config: Path | None) -> None:
+                  audio: bool, policy: str, config: Path | None,
+                  twin_export: Path | None) -> None:
     """Play the scripted patient calls and print pass rates per category."""
     from twin.scenarios import ScenarioError, load_scenarios, summarize
     from twin.settings import Settings, SettingsError
@@ -172,13 +206,15 @@ def scenarios_cmd(categories: tuple[str, ...], ids: tuple[str, ...], folder: Pat
         scenarios = [s for s in scenarios if s.id in ids]
     if not scenarios:
         raise click.ClickException("no scenario selected")
+    if twin_export is not None and policy == "rules":
+        raise click.ClickException("--twin needs --policy model or hybrid")
     click.echo(f"{len(scenarios)} scenarios, LLM {llm_url or llm_model or 'embedded default'}, "
                f"policy {policy}")
     started = time.monotonic()
     try:
         results = asyncio.run(_run_all(scenarios, llm_url=llm_url, llm_model=llm_model,
                                        audio=audio, echo=click.echo, policy=policy,
-                                       profile=profile))
+                                       profile=profile, twin_export=twin_export))
     except Exception as exc:
         from twin.models import ModelMissingError
 
@@ -204,7 +240,9 @@ def scenarios_cmd(categories: tuple[str, ...], ids: tuple[str, ...], folder: Pat
             for who, said in r.transcript:
                 click.echo(f"      {who:>9}: {said}")
     if json_out:
-        json_out.write_text(json.dumps({"policy": policy, "summary": summarize(text),
+        json_out.write_text(json.dumps({"policy": policy,
+                                        "twin": str(twin_export) if twin_export else None,
+                                        "summary": summarize(text),
                                         "audio_summary": summarize(audio_results),
                                         "elapsed_s": elapsed,
                                         "results": [r.as_dict() for r in results]},

@@ -65,6 +65,64 @@ def _initial_prompt(profile: Any) -> str:
             "une consultation, votre date de naissance.")
 
 
+def deployed_twin() -> dict[str, Any] | None:
+    """The twin ``twin deploy`` switched to (its registry entry), or ``None``."""
+    from twin_training.registry import current_deployment  # stdlib only: no torch here
+
+    try:
+        return current_deployment()
+    except (OSError, ValueError) as exc:
+        logger.warning("twin registry unreadable (%s): the model policy runs the base model", exc)
+        return None
+
+
+async def _start_twin(settings: Settings, deployment: dict[str, Any] | None, *, main_server: Any,
+                      data: Path, note: Callable[[str], None]) -> tuple[Any, Any]:
+    """The model policy's LLM: ``(its own embedded server or None, client or None)``.
+
+    Embedded: the deployed twin's base GGUF with its GGUF adapter, on a server of its own
+    (the replies after the rules stay with ``llm.model``), prompted exactly as in training
+    (raw completions). Remote: the Ollama model ``twin deploy`` created, with the same raw
+    prompts (its Modelfile's template is ``{{ .Prompt }}``). With no twin deployed, the base
+    model plays the twin."""
+    from voice.embedded_llm import EmbeddedLLMError, EmbeddedLLMServer
+    from voice.model_policy import RawPromptLLM
+
+    def raw(url: str, model: str) -> RawPromptLLM:
+        return RawPromptLLM(base_url=url, model=model, api_key=settings.llm.api_key,
+                            temperature=settings.llm.temperature,
+                            max_tokens=settings.llm.max_tokens, timeout_s=settings.llm.timeout_s)
+
+    if settings.llm.base_url:
+        if deployment and deployment.get("ollama_model"):
+            note(f"dialogue policy {settings.policy}: twin {deployment['ollama_model']} on "
+                 f"{settings.llm.base_url}")
+            return None, raw(str(settings.llm.base_url), str(deployment["ollama_model"]))
+        note(f"dialogue policy {settings.policy}: no twin deployed on the server; "
+             f"{settings.llm.model} proposes")
+        return None, None
+    if deployment and deployment.get("adapter_gguf") and deployment.get("base_gguf"):
+        twin = EmbeddedLLMServer(model_path=Path(deployment["base_gguf"]),
+                                 lora_path=Path(deployment["adapter_gguf"]),
+                                 alias=str(deployment.get("id") or "twin"), n_ctx=settings.llm.n_ctx,
+                                 n_threads=settings.llm.threads or None,
+                                 log_path=data / "logs" / "llama-server-twin.log")
+        t = time.monotonic()
+        try:
+            await twin.start()
+        except EmbeddedLLMError as exc:  # the guard holds whatever proposes: answer on the base
+            logger.error("the deployed twin did not start (%s): the base model proposes", exc)
+            note(f"dialogue policy {settings.policy}: twin not started ({exc}); the base model "
+                 "proposes")
+            return None, raw(main_server.base_url, main_server.model_name)
+        note(f"dialogue policy {settings.policy}: twin {twin.model_name} ready in "
+             f"{time.monotonic() - t:.1f} s")
+        return twin, raw(twin.base_url, twin.model_name)
+    note(f"dialogue policy {settings.policy}: no twin deployed (twin deploy); the base model "
+         "proposes")
+    return None, raw(main_server.base_url, main_server.model_name)
+
+
 @contextlib.asynccontextmanager
 async def voice_runtime(settings: Settings, *, seed_demo: bool = False, audio: bool = True,
                         say: Callable[[str], None] | None = None) -> AsyncIterator[VoiceServices]:
@@ -85,15 +143,19 @@ async def voice_runtime(settings: Settings, *, seed_demo: bool = False, audio: b
     llm_model_dir = None if settings.llm.base_url else models.require(settings.llm.model)
 
     server = None
+    twin_server: Any = None
     llm = None
     twin_llm: Any = None
     db = Database(url=settings.db_url)
     try:
         if llm_model_dir is not None:
             t = time.monotonic()
+            # the fixed prompt's evaluated state is kept in <data>/llm-state: a restart loads it
+            # instead of evaluating the prompt again (voice.llm_warm_state)
             server = EmbeddedLLMServer(model_path=llm_model_dir / "model.gguf", n_ctx=settings.llm.n_ctx,
                                        n_threads=settings.llm.threads or None,
-                                       log_path=data / "logs" / "llama-server.log")
+                                       log_path=data / "logs" / "llama-server.log",
+                                       state_dir=data / "llm-state")
             note(f"starting the embedded LLM ({settings.llm.model})…")
             await server.start()
             note(f"LLM ready in {time.monotonic() - t:.1f} s at {server.base_url}")
@@ -134,16 +196,9 @@ async def voice_runtime(settings: Settings, *, seed_demo: bool = False, audio: b
             safety = SafetyRules.load(emergency_numbers=profile.policies.emergency_numbers)
         except ModuleNotFoundError:  # pragma: no cover - knowledge always ships it
             logger.warning("safety rules unavailable")
-        if settings.policy != "rules" and server is not None:
-            # the embedded server gets the twin's prompt exactly as in training (raw
-            # completions); Ollama renders it with the Modelfile's template
-            from voice.model_policy import RawPromptLLM
-
-            twin_llm = RawPromptLLM(base_url=base_url, model=model_name,
-                                    api_key=settings.llm.api_key,
-                                    temperature=settings.llm.temperature,
-                                    max_tokens=settings.llm.max_tokens,
-                                    timeout_s=settings.llm.timeout_s)
+        if settings.policy != "rules":
+            twin_server, twin_llm = await _start_twin(settings, deployed_twin(), main_server=server,
+                                                      data=data, note=note)
         services = VoiceServices(llm=llm, whisper=whisper, tts_engine=tts, booking=booking,
                                  profile=profile, safety=safety, policy=settings.policy,
                                  twin_llm=twin_llm, vad_stop_s=settings.stt.vad_stop_s)
@@ -159,5 +214,7 @@ async def voice_runtime(settings: Settings, *, seed_demo: bool = False, audio: b
         if twin_llm is not None:
             await twin_llm.aclose()
         await db.dispose()
+        if twin_server is not None:
+            await twin_server.stop()
         if server is not None:
             await server.stop()

@@ -39,9 +39,12 @@ class EmbeddedLLMServer:
 
     def __init__(self, *, model_path: Path, port: int = 0, n_ctx: int = 4096,
                  n_threads: int | None = None, log_path: Path | None = None,
-                 startup_timeout_s: float = 180.0, state_dir: Path | None = None) -> None:
+                 startup_timeout_s: float = 180.0, state_dir: Path | None = None,
+                 lora_path: Path | None = None, alias: str | None = None) -> None:
         self._state_dir = state_dir  # the warm prompt state, kept across restarts (voice.llm_warm_state)
         self.model_path = model_path
+        self.lora_path = lora_path  # a GGUF LoRA adapter applied to the model (the deployed twin)
+        self._alias = alias
         self._port = port
         self._n_ctx = n_ctx
         self._n_threads = n_threads or max(1, os.cpu_count() or 1)
@@ -56,7 +59,7 @@ class EmbeddedLLMServer:
 
     @property
     def model_name(self) -> str:
-        return self.model_path.parent.name
+        return self._alias or self.model_path.parent.name
 
     async def start(self) -> None:
         try:
@@ -67,6 +70,8 @@ class EmbeddedLLMServer:
                 "(the first install compiles llama.cpp, ~11 min on 2 cores)") from exc
         if not self.model_path.is_file():
             raise EmbeddedLLMError(f"model file {self.model_path} is missing: run 'twin models install'")
+        if self.lora_path is not None and not self.lora_path.is_file():
+            raise EmbeddedLLMError(f"LoRA adapter {self.lora_path} is missing (twin export, then twin deploy)")
         if not self._port:
             self._port = _free_port()
         # llama_cpp.server, with AMX weight repacking off where it crashes (voice.llama_server)
@@ -76,6 +81,8 @@ class EmbeddedLLMServer:
                "--n_threads_batch", str(self._n_threads), "--n_batch", "256"]
         if self._state_dir is not None:
             cmd += ["--state_dir", str(self._state_dir)]
+        if self.lora_path is not None:
+            cmd += ["--lora_path", str(self.lora_path)]
         logger.info("starting embedded LLM: %s", " ".join(cmd))
         self._proc = await asyncio.to_thread(self._spawn, cmd)
         deadline = time.monotonic() + self._startup_timeout_s

@@ -26,7 +26,14 @@ from datetime import datetime
 from typing import Any
 
 from knowledge import twin_format
-from voice.llm import ChatLLM, LLMTimeoutError, LLMUnavailableError, TextDelta, ToolCall
+from voice.llm import (
+    ChatLLM,
+    LLMTimeoutError,
+    LLMUnavailableError,
+    OpenAICompatibleLLM,
+    TextDelta,
+    ToolCall,
+)
 from voice.policy import REPEAT_FR, PolicyContext, Speech
 
 __all__ = ["ModelPolicy", "RawPromptLLM"]
@@ -160,34 +167,17 @@ class ModelPolicy:
         yield Speech(REPEAT_FR, "rules")
 
 
-class RawPromptLLM:
+class RawPromptLLM(OpenAICompatibleLLM):
     """``ChatLLM`` over ``/v1/completions`` with the twin's own rendering of the prompt
-    (``twin_format.render_prompt``, the Qwen2.5 chat template with ``tools=``)."""
+    (``twin_format.render_prompt``, the Qwen2.5 chat template with ``tools=``); the client,
+    its options and ``aclose`` are :class:`voice.llm.OpenAICompatibleLLM`'s."""
 
     def __init__(self, *, base_url: str, model: str, api_key: str = "local",
                  temperature: float = 0.2, max_tokens: int = 200, timeout_s: float = 30.0) -> None:
-        self.base_url = base_url
-        self.model = model
-        self._api_key = api_key
-        self._temperature = temperature
-        self._max_tokens = max_tokens
-        self._timeout_s = timeout_s
-        self._client: Any = None
+        super().__init__(base_url=base_url, model=model, api_key=api_key,
+                         temperature=temperature, max_tokens=max_tokens, timeout_s=timeout_s)
         #: the last prompt sent (for tests and debugging)
         self.last_prompt = ""
-
-    def _get_client(self) -> Any:
-        if self._client is None:
-            from openai import AsyncOpenAI
-
-            self._client = AsyncOpenAI(base_url=self.base_url, api_key=self._api_key,
-                                       timeout=self._timeout_s, max_retries=0)
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
 
     @staticmethod
     def render(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]) -> str:

@@ -168,3 +168,73 @@ def test_ollama_errors_stop_the_deployment(tiny_run: Path, tmp_path: Path,
     with pytest.raises(DeployError, match="Ollama create"):
         create_ollama_model(ollama_replay.url, "twin-x", base_gguf=Path(manifest["base_gguf"]),
                             adapter_gguf=Path(manifest["adapter_gguf"]))
+
+
+async def test_the_deployed_twin_is_what_the_model_policy_runs(tiny_run: Path, tmp_path: Path
+                                                                ) -> None:
+    """``twin deploy`` → the runtime starts an embedded server with the twin's base GGUF and
+    adapter; its completions are the adapter's (not the base's), through the same raw
+    prompt client the model policy uses. No deployment: the main server's base proposes."""
+    import httpx
+
+    from twin.runtime import _start_twin
+    from twin.settings import Settings
+    from twin_training.deploy import deploy_export
+    from twin_training.registry import current_deployment
+    from voice.embedded_llm import EmbeddedLLMServer
+
+    registry = tmp_path / "twin" / "registry.json"
+    deploy_export(tiny_run / "export", _report(tmp_path, "ok"), registry=registry,
+                  echo=lambda _m: None)
+    entry = current_deployment(registry)
+    assert entry is not None
+    settings = Settings.load(None, env={})
+    settings.llm.threads = 2
+    notes: list[str] = []
+    twin_server, twin_llm = await _start_twin(settings, entry, main_server=None, data=tmp_path,
+                                              note=notes.append)
+    base = EmbeddedLLMServer(model_path=Path(entry["base_gguf"]), n_ctx=512, n_threads=2)
+    await base.start()
+    try:
+        assert twin_server is not None and twin_server.lora_path == Path(entry["adapter_gguf"])
+        assert twin_llm.model == entry["id"] and any(entry["id"] in n for n in notes)
+
+        async def logprobs(url: str, model: str) -> list[float]:
+            async with httpx.AsyncClient(timeout=120) as client:
+                r = await client.post(f"{url}/completions", json={
+                    "model": model, "prompt": "<|im_start|>user\nBonjour<|im_end|>\n",
+                    "max_tokens": 4, "temperature": 0, "logprobs": 1})
+                r.raise_for_status()
+                return list(r.json()["choices"][0]["logprobs"]["token_logprobs"])
+
+        with_twin = await logprobs(twin_server.base_url, twin_server.model_name)
+        without = await logprobs(base.base_url, base.model_name)
+        assert with_twin != without  # the adapter is applied on the twin's server
+        # nothing deployed: the main server's base model proposes, no server of its own
+        server2, llm2 = await _start_twin(settings, None, main_server=base, data=tmp_path,
+                                          note=notes.append)
+        assert server2 is None and llm2.model == base.model_name
+        await llm2.aclose()
+    finally:
+        await twin_llm.aclose()
+        if twin_server is not None:
+            await twin_server.stop()
+        await base.stop()
+
+
+async def test_with_ollama_the_deployed_twin_is_asked_by_name(tmp_path: Path) -> None:
+    from twin.runtime import _start_twin
+    from twin.settings import Settings
+    from voice.model_policy import RawPromptLLM
+
+    settings = Settings.load(None, env={"TWIN_LLM_URL": "http://ollama:11434/v1"})
+    notes: list[str] = []
+    server, llm = await _start_twin(settings, {"id": "twin-2026-11", "ollama_model": "twin-2026-11"},
+                                    main_server=None, data=tmp_path, note=notes.append)
+    assert server is None and isinstance(llm, RawPromptLLM) and llm.model == "twin-2026-11"
+    await llm.aclose()
+    # not deployed on the server: the policy asks the configured model (chat API)
+    server, llm = await _start_twin(settings, None, main_server=None, data=tmp_path,
+                                    note=notes.append)
+    assert server is None and llm is None
+    assert "twin twin-2026-11" in notes[0] and "no twin deployed" in notes[1]
