@@ -382,19 +382,55 @@ class ParsedReply:
     errors: tuple[str, ...] = ()
 
 
+_BARE_CALL_RE = re.compile(r'\{\s*"name"\s*:')
+
+
+def _bare_calls(text: str) -> tuple[list[Any], str]:
+    """Tool calls written as bare JSON objects (``{"name": ..., "arguments": ...}`` without
+    the ``<tool_call>`` tags: a small model fine-tuned on the format learns the JSON long
+    before the rare tag token), and the text without them. An object cut short (the
+    generation stopped inside it) is returned as its text, to be reported unreadable."""
+    found: list[Any] = []
+    kept: list[str] = []
+    pos = 0
+    decoder = json.JSONDecoder()
+    for match in _BARE_CALL_RE.finditer(text):
+        if match.start() < pos:
+            continue
+        try:
+            data, end = decoder.raw_decode(text, match.start())
+        except json.JSONDecodeError:
+            found.append(text[match.start():].strip())
+            kept.append(text[pos:match.start()])
+            pos = len(text)
+            break
+        if isinstance(data, dict) and "arguments" in data:
+            found.append(data)
+            kept.append(text[pos:match.start()])
+            pos = end
+    kept.append(text[pos:])
+    return found, " ".join(kept)
+
+
 def parse_reply(text: str) -> ParsedReply:
     """Split a generated assistant message (after ``<|im_start|>assistant\\n``) into
-    actions and words. Generation may stop at ``<|im_end|>`` or include it."""
+    actions and words. Generation may stop at ``<|im_end|>`` or include it. Tool calls
+    are read in their ``<tool_call>`` tags, or as bare ``{"name": …, "arguments": …}``
+    objects; neither is ever part of the words."""
     text = text.split(IM_END, 1)[0]
     actions: list[ActionCall] = []
     errors: list[str] = []
-    for match in _TOOL_CALL_RE.finditer(text):
-        body = match.group(1).strip()
-        try:
-            data = json.loads(body)
-        except json.JSONDecodeError:
-            errors.append(f"unreadable tool call: {body[:80]!r}")
-            continue
+    bodies: list[Any] = [m.group(1).strip() for m in _TOOL_CALL_RE.finditer(text)]
+    bare, rest = _bare_calls(_TOOL_CALL_RE.sub(" ", text))
+    for body in [*bodies, *bare]:
+        if isinstance(body, dict):
+            data = body
+        else:
+            try:
+                data = json.loads(body)
+            except json.JSONDecodeError:
+                errors.append(f"unreadable tool call: {body[:80]!r}")
+                continue
         if not isinstance(data, dict) or not isinstance(data.get("name"), str):
             errors.append("tool call without a name")
             continue
@@ -412,6 +448,5 @@ def parse_reply(text: str) -> ParsedReply:
             errors.append(f"unknown action {name!r}")
             continue
         actions.append(ActionCall(action=name, args=args))
-    words = _TOOL_CALL_RE.sub(" ", text)
-    words = " ".join(words.split())
+    words = " ".join(rest.split())
     return ParsedReply(actions=tuple(actions), words=words, errors=tuple(errors))

@@ -123,3 +123,18 @@ async def test_nobody_listening_is_llm_unavailable() -> None:
     with pytest.raises(LLMUnavailableError):
         await _collect(llm)
     await llm.aclose()
+
+
+async def test_bare_json_actions_are_held_not_spoken(server: tuple[str, dict[str, Any]]) -> None:
+    """A call written as bare JSON (no ``<tool_call>`` tag) after some words: the words
+    stream, the JSON never reaches the caller, and the action comes back as a ToolCall."""
+    url, state = server
+    state["reply"] = ('Je vous passe le quinze.\n{"name": "emergency", "arguments": '
+                      '{"number": "15", "reason": "douleur thoracique"}}')
+    llm = RawPromptLLM(base_url=url, model="m", timeout_s=60)
+    items = await _collect(llm)
+    await llm.aclose()
+    said = "".join(i.text for i in items if isinstance(i, TextDelta))
+    assert "{" not in said and "Je vous passe le quinze." in said
+    calls = [i for i in items if isinstance(i, ToolCall)]
+    assert [(c.name, c.arguments["number"]) for c in calls] == [("emergency", "15")]

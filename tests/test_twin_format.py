@@ -167,3 +167,18 @@ def test_info_result_comes_from_the_profile(profile: PracticeProfile) -> None:
     assert "Tilleuls" in address["answer"]
     assert info_result(profile, "payment", now=now)["answer"]
     assert info_result(profile, "zzz-unknown", now=now) == {}
+
+
+def test_parse_reply_reads_bare_json_tool_calls() -> None:
+    # what the fine-tuned 0.5B twin writes when the rare <tool_call> token loses to plain
+    # text (measured on the real run: the JSON is learnt, the tag token is not yet)
+    parsed = parse_reply('Je\n{"name": "emergency", "arguments": {"number": "15", '
+                         '"reason": "gorge qui serre"}}\n<|im_end|>')
+    assert [(a.action, a.args["number"]) for a in parsed.actions] == [("emergency", "15")]
+    assert parsed.words == "Je" and not parsed.errors
+    # a bare call cut short is an error and never words; other JSON is left alone
+    cut = parse_reply('Très bien. {"name": "book", "arguments": {"patient_id": "pat-1')
+    assert not cut.actions and cut.words == "Très bien." and "unreadable" in cut.errors[0]
+    assert parse_reply('{"found": false} Merci.').words == '{"found": false} Merci.'
+    unknown = parse_reply('{"name": "fly", "arguments": {}} Bonjour')
+    assert not unknown.actions and unknown.words == "Bonjour" and unknown.errors

@@ -248,10 +248,16 @@ class RawPromptLLM(OpenAICompatibleLLM):
                     head = text.lstrip()
                     if not head or "<tool_call>".startswith(head):
                         continue  # nothing yet, or an undecided prefix such as "<to"
-                    mode = "held" if head.startswith("<") else "words"
+                    mode = "held" if head[0] in "<{" else "words"
                 if mode == "words":
-                    if "<" in text[emitted:]:  # an action after words: hold the rest
+                    cut = min((i for i in (text.find("<", emitted), text.find("{", emitted))
+                               if i >= 0), default=-1)
+                    if cut >= 0:  # an action after words (tagged, or bare JSON): hold the rest
                         mode = "held"
+                        if text[emitted:cut].strip():
+                            yield TextDelta(text[emitted:cut].rstrip() if emitted
+                                            else text[emitted:cut].strip())
+                        emitted = cut
                         continue
                     yield TextDelta(text[emitted:].lstrip() if not emitted else text[emitted:])
                     emitted = len(text)
