@@ -54,6 +54,13 @@ async def llm_endpoint(llm_url: str | None, llm_model: str | None,
     server = EmbeddedLLMServer(model_path=folder / "model.gguf", n_ctx=settings.llm.n_ctx,
                                n_threads=settings.llm.threads or None)
     echo(f"starting the embedded LLM ({llm_model or settings.llm.model})…")
+    async with _serving(server) as endpoint:
+        yield endpoint
+
+
+@contextlib.asynccontextmanager
+async def _serving(server: Any) -> AsyncIterator[tuple[str, str]]:
+    """``(base_url, model)`` of an embedded server, started for the block and stopped after."""
     await server.start()
     try:
         yield server.base_url, server.model_name
@@ -89,11 +96,8 @@ async def twin_endpoint(export_dir: Path | None,
     server = EmbeddedLLMServer(model_path=base, lora_path=adapter, alias=export_dir.parent.name,
                                n_ctx=settings.llm.n_ctx, n_threads=settings.llm.threads or None)
     echo(f"starting the twin ({base.parent.name} + {adapter.name})…")
-    await server.start()
-    try:
-        yield server.base_url, server.model_name
-    finally:
-        await server.stop()
+    async with _serving(server) as endpoint:
+        yield endpoint
 
 
 async def _text_suite(scenarios: Sequence[Any], *, base_url: str, model_name: str,
