@@ -481,6 +481,7 @@ class EscalationTracker:
         self.max_failures = max_failures
         self.max_medical = max_medical
         self.consecutive_failures = 0
+        self._failures_before = 0  # before the last turn was recorded (see reply_failed)
         self.medical_requests = 0
         self.history: list[tuple[str, str]] = []  # (outcome, category)
         self.decision: EscalationDecision | None = None
@@ -492,6 +493,7 @@ class EscalationTracker:
         self.history.append((out.value, category))
         if self.decision is not None and self.decision.handoff:
             return self.decision
+        self._failures_before = self.consecutive_failures
         decision = self._decide(out, category)
         if decision.handoff:
             self.decision = decision
@@ -520,6 +522,24 @@ class EscalationTracker:
                                           say_fr="Je vais vous passer une secrétaire, qui "
                                                  "verra avec le médecin. Ne quittez pas.")
         return EscalationDecision(handoff=False)
+
+    def reply_failed(self) -> EscalationDecision:
+        """The last turn looked understood, but the assistant found nothing to do with it
+        (the model could only say it cannot help): it counts as not understood after all,
+        so the next misunderstanding in a row hands the call off."""
+        if self.decision is not None and self.decision.handoff:
+            return self.decision
+        if not self.history or self.history[-1][0] != TurnOutcome.UNDERSTOOD.value:
+            return EscalationDecision(handoff=False, say_fr=REPROMPT_FR)
+        category = self.history[-1][1]
+        self.history[-1] = (TurnOutcome.NOT_UNDERSTOOD.value, category)
+        self.consecutive_failures = self._failures_before
+        decision = self._decide(TurnOutcome.NOT_UNDERSTOOD, category)
+        if decision.handoff:
+            self.decision = decision
+            logger.info("escalation: hand off (%s) after %d turns", decision.reason,
+                        len(self.history))
+        return decision
 
     @property
     def should_handoff(self) -> bool:

@@ -195,7 +195,7 @@ async def test_own_appointment_is_cancelled_only_after_a_yes_to_its_read_back(
 @pytest.mark.parametrize(("words", "rule"), [
     ("Prenez du Doliprane, 1000 mg trois fois par jour.", "medical.advice"),
     ("Faites-le boire par petites gorgées, ce n'est rien de grave.", "medical.advice"),
-    ("La consultation coûte 35 euros.", "practice_fact.not_in_profile"),
+    ("La consultation coûte 35 euros.", "practice_fact.from_profile"),
     ("Une consultation, c'est quarante-cinq euros.", "practice_fact.not_in_profile"),
     ("Le numéro de madame Benali est le 07 61 22 80 14.", "privacy.personal_data"),
     ("Elle est née le 9 septembre 1983.", "privacy.personal_data"),
@@ -208,6 +208,64 @@ async def test_the_policys_own_words_are_checked(booking: BookingService, words:
     reply = await _say(agent, "Et sinon, dites-moi ce que vous savez.")
     assert _rules(agent) == [rule]
     assert words not in reply and "D'accord." in reply and "Autre chose ?" in reply
+
+
+async def test_a_reply_that_only_cannot_help_asks_again_then_goes_to_a_human(
+        booking: BookingService) -> None:
+    """A misheard request ("t'entendre des mouames") left the model with nothing but "I
+    cannot help you with that": the caller is asked to say it again, and a second such
+    turn in a row hands the call off instead of going round in circles."""
+    policy = ScriptedPolicy([["Je suis désolé, mais je ne peux pas vous aider avec ça."],
+                             ["Je suis désolée, je ne peux pas vous aider. ",
+                              "Je ne peux pas vous aider."]])
+    agent, _tools = _agent(booking, policy)
+    reply = await _say(agent, "Je voudrais t'entendre des mouames et que docteur Vasseur.")
+    assert "répéter" in reply and "aider" not in reply and agent.handoff is None
+    reply = await _say(agent, "Je voudrais t'entendre des mouames.")
+    assert agent.handoff is not None and agent.handoff.reason == "misunderstanding"
+    assert "secrétaire" in reply and "aider" not in reply and agent.ended
+    assert _rules(agent) == ["reply.cannot_help", "reply.cannot_help"]
+
+
+async def test_a_refusal_with_an_offer_is_said_and_an_understood_turn_resets_the_count(
+        booking: BookingService) -> None:
+    policy = ScriptedPolicy([["Je ne peux pas vous aider avec ça."],
+                             ["Je ne peux pas vous aider pour cela, mais je peux laisser un "
+                              "message au médecin."],
+                             ["Je ne peux pas vous aider avec ça."]])
+    agent, _tools = _agent(booking, policy)
+    await _say(agent, "Quelle est la capitale de la France ?")
+    reply = await _say(agent, "Le médecin peut-il me rappeler ?")
+    assert "laisser un message" in reply and agent.handoff is None
+    reply = await _say(agent, "Et la capitale de l'Italie ?")
+    assert "répéter" in reply and agent.handoff is None  # not two in a row
+
+
+async def test_practice_facts_in_the_policys_own_words_come_from_the_profile(
+        booking: BookingService) -> None:
+    """A model inventing the practice's parking or opening days: the caller hears the
+    profile's answer on that topic instead (once a turn), whatever the model claimed."""
+    policy = ScriptedPolicy([["Bien sûr. ", "Il y a un grand parking payant sous le cabinet. ",
+                              "Il y a aussi un parking gratuit dans la rue. ",
+                              "Et nous sommes ouverts le dimanche matin. ",
+                              "À quel moment voulez-vous venir ?"]])
+    agent, _tools = _agent(booking, policy)
+    reply = await _say(agent, "On peut se garer chez vous ?")
+    assert "payant" not in reply and "dimanche matin" not in reply and "Bien sûr." in reply
+    assert reply.count("parking gratuit dans la cour") == 1  # the profile's words, once
+    assert "fermé le dimanche" in reply and "À quel moment" in reply
+    assert _rules(agent) == ["practice_fact.from_profile"] * 3
+
+
+@pytest.mark.parametrize("words", [
+    "Je note votre numéro de téléphone.", "Bonne nuit, au revoir.",
+    "Je vous propose jeudi à 15h.", "À quelle heure vous arrangerait ?",
+    "Votre rendez-vous est bien annulé.", "Le docteur Morel consulte jeudi.",
+])
+def test_booking_talk_is_not_taken_for_a_practice_fact(words: str) -> None:
+    from voice.guard import practice_fact_topic
+
+    assert practice_fact_topic(words) is None
 
 
 async def test_a_tariff_from_the_profile_and_the_callers_own_number_may_be_said(

@@ -28,7 +28,10 @@ from twin.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 OTHER = ROOT / "tests" / "fixtures" / "practices" / "centre-du-vieux-port.yaml"
-REQUEST = "Je voudrais prendre rendez-vous avec le docteur Vasseur, s'il vous plaît."
+# Whisper base heard this eSpeak sentence right at 24 of 24 shifts and tails at 90 and 100
+# wpm; "Je voudrais prendre rendez-vous avec le docteur Vasseur, s'il vous plaît." only at
+# 15 of 24 ("t'en rendre des mouames"), which failed a CI run.
+REQUEST = "Je voudrais prendre un rendez-vous avec le docteur Vasseur."
 
 pytestmark = [pytest.mark.slow, pytest.mark.models]
 
@@ -37,7 +40,7 @@ def _speak(text: str, path: Path, rate: int = 8000) -> Path:
     """French speech from eSpeak NG, as a phone line carries it (8 kHz, silence around)."""
     from voice.espeak import ESpeakEngine, ESpeakVoice
 
-    engine = ESpeakEngine(voice=ESpeakVoice(language="fr", rate_wpm=110, pitch=50))  # slower: Whisper
+    engine = ESpeakEngine(voice=ESpeakVoice(language="fr", rate_wpm=100, pitch=50))  # slower: Whisper
     # base hears eSpeak's French better (at 125 wpm "rendez-vous" came out "des mouames")
     engine.load()
     pcm = engine.synthesize(text).astype(np.float64)
@@ -77,7 +80,7 @@ async def test_second_practice_books_a_spoken_call_from_practice_init(
     caplog.set_level(logging.INFO)
     try:
         result = await run_demo(settings, wavs=wavs, fresh_db=False, demo_data=False,
-                                echo=lambda _m: None)
+                                echo=lambda _m: None, repeat_when_asked=True)
     finally:
         loguru_logger.remove(sink)
     report = result["report"]
@@ -101,5 +104,5 @@ async def test_second_practice_books_a_spoken_call_from_practice_init(
     logged = "\n".join([r.getMessage() for r in caplog.records] + pipecat_lines)
     assert "call" in logged  # the call was logged...
     heard = [t for who, t in report.transcript if who == "patient"]
-    for secret in ("Girard", "1978", "4 juin", "Vasseur, s'il", *heard):  # ...not the caller
+    for secret in ("Girard", "1978", "4 juin", "avec le docteur Vasseur", *heard):  # ...not the caller
         assert secret.lower() not in logged.lower(), f"{secret!r} in the logs"

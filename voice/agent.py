@@ -189,11 +189,15 @@ class CallAgent:
                         out = self._checked(sentence) + " "
                         turn.reply += out
                         yield out
+                        if self.ended:  # the guard handed the call off: nothing more to say
+                            return
                     continue
                 if pending.strip():
                     out = self._checked(pending) + " "
                     turn.reply += out
                     yield out
+                    if self.ended:
+                        return
                 pending = ""
                 if speech.text:
                     turn.reply += speech.text
@@ -222,7 +226,11 @@ class CallAgent:
         return tool_facts(self._tools, user_text, legacy=legacy)
 
     def _checked(self, sentence: str) -> str:
+        if self.ended:
+            return ""
         verdict = self.guard.check_words(sentence, self.facts(self.turns[-1].user))
+        if verdict.handoff is not None:
+            self._finish(handoff=verdict.handoff)
         return sentence if verdict.allowed else str(verdict.say)
 
     async def _act(self, call: ToolCall) -> ToolResult:

@@ -78,9 +78,9 @@ def make_agent(services: VoiceServices, *, call_id: str, caller_number: str | No
     tools = PracticeTools(booking=services.booking, profile=profile, call_id=call_id,
                           today=services.today, caller_number=caller_number, now=services.now)
     numbers = (str(profile.practice.phone),)
-    guard = Guard(call_id=call_id, profile=profile, safety=services.safety,
-                  allowed_numbers=numbers)
     now = services.now or (lambda: datetime.now(profile.practice.tzinfo))
+    guard = Guard(call_id=call_id, profile=profile, safety=services.safety,
+                  allowed_numbers=numbers, now=now)
     actions = SecretaryActions(tools=tools, booking=services.booking, profile=profile,
                                call_id=call_id, now=now, caller_number=caller_number,
                                safety=services.safety)

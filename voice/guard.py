@@ -24,13 +24,19 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from knowledge.consent import objects_to_recording
-from knowledge.safety import EscalationTracker, TurnOutcome, classify_transcript, detect_language
+from knowledge.safety import (
+    REPROMPT_FR,
+    EscalationTracker,
+    TurnOutcome,
+    classify_transcript,
+    detect_language,
+)
 from voice.results import Handoff
 from voice.understanding import fold, is_agreement, leaks_personal_data
 
@@ -40,6 +46,7 @@ __all__ = [
     "GuardRefusal",
     "GuardVerdict",
     "Screen",
+    "practice_fact_topic",
     "profile_facts",
     "spoken_numbers",
 ]
@@ -56,6 +63,14 @@ FACT_NOT_IN_PROFILE_FR = ("Je n'ai pas cette information. Je peux laisser un mes
                           "secrétariat, qui vous rappellera.")
 IDENTITY_FIRST_FR = ("Pour cela, pouvez-vous me donner votre prénom, votre nom et votre date "
                      "de naissance ?")
+# A model reply that only says it cannot help: the turn was not understood (say so, and
+# count it, so that a second one in a row goes to a human rather than round in circles).
+_CANNOT_HELP = re.compile(
+    r"(?:je suis )?(?:(?:vraiment |tres )?desolee? )?(?:mais )?(?:"
+    r"je ne (?:peux|suis) pas (?:en mesure de )?(?:vous )?(?:aider|assister|repondre)"
+    r"(?: (?:avec|pour|sur|a) (?:ca|cela|ceci|cette demande|cette question|votre demande|"
+    r"votre question))?"
+    r"|je n ai pas (?:bien )?compris(?: votre (?:demande|question))?)")
 SLOT_NOT_OFFERED_FR = "Je regarde les créneaux libres : quel jour vous arrangerait ?"
 NOT_OWNED_FR = ("Pour des raisons de confidentialité, je ne peux agir que sur vos propres "
                 "rendez-vous. Puis-je faire autre chose pour vous ?")
@@ -70,6 +85,7 @@ class GuardVerdict:
     rule: str = ""
     reason: str = ""
     say: str | None = None
+    handoff: Handoff | None = None  # words refused so often that the call goes to a human
 
 
 ALLOW = GuardVerdict(allowed=True)
@@ -226,6 +242,32 @@ _ADVICE = (
 )
 
 
+# Topics on which a sentence of the policy's own is a claim about the practice. Not the
+# phone ("je note votre numéro"), the practitioners or cancellations (said in booking talk),
+# nor out-of-hours ("bonne nuit"); hours only with words of opening or closing.
+_FACT_TOPICS = frozenset({"hours", "hours_today", "address", "access", "payments",
+                          "carte_vitale", "tiers_payant", "home_visits", "documents", "tariffs"})
+_OPENING = re.compile(r"\b(ouvert(?:e|s|es)?|ouvre|ouvrons|ouvrent|fermee?s?|fermons|ferment|"
+                      r"fermeture|horaires?)\b")
+_WHERE = re.compile(r"\b(se trouve|se situe|est situe|sommes situes|rue|avenue|boulevard|"
+                    r"impasse|allee|quai)\b")
+
+
+def practice_fact_topic(sentence: str) -> str | None:
+    """The practice topic a statement (not a question) speaks of, or None:
+    "Il y a un parking juste devant." -> "access"."""
+    from knowledge.practice_info import resolve_topic
+
+    if sentence.rstrip().endswith("?"):
+        return None
+    topic = resolve_topic(sentence)
+    if topic is None and _WHERE.search(fold(sentence)):
+        topic = "address"
+    if topic in ("hours", "hours_today") and not _OPENING.search(fold(sentence)):
+        return None
+    return topic if topic in _FACT_TOPICS else None
+
+
 def gives_medical_advice(sentence: str) -> bool:
     t = re.sub(r"\s+", " ", fold(sentence).replace("-", " "))
     digits = _words_to_digits(sentence).replace("-", " ")
@@ -246,8 +288,10 @@ class Guard:
     each proposal; ``refusals`` is the call's training signal."""
 
     def __init__(self, *, call_id: str, profile: Any = None, safety: Any = None,
-                 allowed_numbers: Sequence[str] = (), max_failed_turns: int = 2) -> None:
+                 allowed_numbers: Sequence[str] = (), max_failed_turns: int = 2,
+                 now: Callable[[], datetime] | None = None) -> None:
         self.call_id = call_id
+        self._now = now
         self.safety = safety
         self._profile = profile
         self._allowed_numbers = tuple(allowed_numbers)
@@ -255,6 +299,8 @@ class Guard:
         self._facts_cache: tuple[frozenset[float], frozenset[tuple[int, int]]] | None = None
         self.refusals: list[GuardRefusal] = []
         self.turn = 0
+        self._cannot_help_turn = -1
+        self._facts_said: set[tuple[int, str]] = set()  # (turn, topic) answered from the profile
         self.recording_objected = False
 
     # -- patient turn -------------------------------------------------------------------------
@@ -370,6 +416,11 @@ class Guard:
 
     # -- words --------------------------------------------------------------------------------
     def check_words(self, sentence: str, facts: CallFacts) -> GuardVerdict:
+        if _CANNOT_HELP.fullmatch(" ".join(re.sub(r"[^a-z ]", " ", fold(sentence)).split())):
+            return self._cannot_help()
+        topic = practice_fact_topic(sentence)
+        if topic is not None:
+            return self._practice_fact(topic)
         verdict = self._check_words(sentence, facts)
         if not verdict.allowed:
             logger.warning("call %s: guard withheld a sentence (rule %s)", self.call_id,
@@ -397,6 +448,38 @@ class Guard:
             return GuardVerdict(False, "practice_fact.time_not_from_agenda", "",
                                 TIME_NOT_FROM_AGENDA_FR)
         return ALLOW
+
+    def _practice_fact(self, topic: str) -> GuardVerdict:
+        """The policy's own words state a fact about the practice (its days, parking,
+        address, payments…): the profile's answer on that topic is said instead, once a turn,
+        whether the model's words agreed with it or not."""
+        from knowledge.practice_info import answer_practice_question
+
+        self._refuse("say", "practice_fact.from_profile", log=False)
+        if (self.turn, topic) in self._facts_said:
+            return GuardVerdict(False, "practice_fact.from_profile", topic, "")
+        self._facts_said.add((self.turn, topic))
+        if self._profile is None:
+            return GuardVerdict(False, "practice_fact.from_profile", topic, FACT_NOT_IN_PROFILE_FR)
+        now = self._now() if self._now is not None else None
+        return GuardVerdict(False, "practice_fact.from_profile", topic,
+                            answer_practice_question(self._profile, topic, now=now))
+
+    def _cannot_help(self) -> GuardVerdict:
+        first = self._cannot_help_turn != self.turn
+        self._cannot_help_turn = self.turn
+        decision = self._escalation.reply_failed() if first else None
+        if decision is not None and decision.handoff:
+            from voice.results import FALLBACK_HANDOFF_FR
+
+            self._refuse("say", "reply.cannot_help", log=False)
+            return GuardVerdict(False, "reply.cannot_help", "", decision.say_fr or FALLBACK_HANDOFF_FR,
+                                handoff=Handoff(reason=decision.reason or "misunderstanding",
+                                                summary="misunderstanding: the assistant could "
+                                                        "not help twice in a row"))
+        if first:
+            self._refuse("say", "reply.cannot_help", log=False)
+        return GuardVerdict(False, "reply.cannot_help", "", REPROMPT_FR if first else "")
 
     def _profile_facts(self) -> tuple[frozenset[float], frozenset[tuple[int, int]]]:
         if self._facts_cache is None:
