@@ -188,14 +188,16 @@ class CallAgent:
                         sentence, pending = pending[:m.end()].strip(), pending[m.end():]
                         out = self._checked(sentence) + " "
                         turn.reply += out
-                        yield out
+                        if out.strip():  # a withheld repeat says nothing: no empty TTS
+                            yield out
                         if self.ended:  # the guard handed the call off: nothing more to say
                             return
                     continue
                 if pending.strip():
                     out = self._checked(pending) + " "
                     turn.reply += out
-                    yield out
+                    if out.strip():
+                        yield out
                     if self.ended:
                         return
                 pending = ""
@@ -207,7 +209,8 @@ class CallAgent:
             if pending.strip():
                 out = self._checked(pending.strip())
                 turn.reply += out
-                yield out
+                if out.strip():
+                    yield out
         except LLMUnavailableError as exc:
             logger.error("LLM unavailable, handing the call to a human: %s", exc)
             turn.reply += FALLBACK_HANDOFF_FR
