@@ -195,7 +195,7 @@ async def test_own_appointment_is_cancelled_only_after_a_yes_to_its_read_back(
 @pytest.mark.parametrize(("words", "rule"), [
     ("Prenez du Doliprane, 1000 mg trois fois par jour.", "medical.advice"),
     ("Faites-le boire par petites gorgées, ce n'est rien de grave.", "medical.advice"),
-    ("La consultation coûte 35 euros.", "practice_fact.from_profile"),
+    ("La consultation coûte 35 euros.", "practice_fact.not_in_profile"),
     ("Une consultation, c'est quarante-cinq euros.", "practice_fact.not_in_profile"),
     ("Le numéro de madame Benali est le 07 61 22 80 14.", "privacy.personal_data"),
     ("Elle est née le 9 septembre 1983.", "privacy.personal_data"),
@@ -257,6 +257,21 @@ async def test_practice_facts_in_the_policys_own_words_come_from_the_profile(
     assert _rules(agent) == ["practice_fact.from_profile"] * 3
 
 
+@pytest.mark.parametrize(("words", "topic"), [
+    ("Il y a un parking gratuit devant le cabinet.", "access"),
+    ("Le cabinet est ouvert du lundi au samedi.", "hours"),
+    ("Nous acceptons la carte bancaire.", "payments"),
+    ("Le cabinet se trouve au 3 rue de la Paix.", "address"),
+    ("Votre première consultation de dermatologie est gratuite.", "tariffs"),
+    ("Vous serez remboursé par la Sécurité sociale.", "tariffs"),
+])
+def test_statements_about_the_practice_are_recognised(words: str, topic: str) -> None:
+    from voice.guard import practice_fact_topic
+
+    assert practice_fact_topic(words) == topic
+    assert practice_fact_topic(words.rstrip(".") + " ?") is None  # a question is no claim
+
+
 @pytest.mark.parametrize("words", [
     "Je note votre numéro de téléphone.", "Bonne nuit, au revoir.",
     "Je vous propose jeudi à 15h.", "À quelle heure vous arrangerait ?",
@@ -271,10 +286,12 @@ def test_booking_talk_is_not_taken_for_a_practice_fact(words: str) -> None:
 async def test_a_tariff_from_the_profile_and_the_callers_own_number_may_be_said(
         booking: BookingService) -> None:
     policy = ScriptedPolicy([["Une consultation de dermatologie, c'est 60 euros. ",
+                              "Le suivi coûte 50 euros. ",
                               "Le cabinet est au 04 78 12 34 56."]])
     agent, _tools = _agent(booking, policy)
     reply = await _say(agent, "C'est combien chez le dermatologue ?")
     assert agent.guard_refusals == [] and "60 euros" in reply and "04 78 12 34 56" in reply
+    assert "Le suivi coûte 50 euros." in reply  # a price the profile states, said as is
 
 
 async def test_red_flags_win_over_any_policy_proposal(booking: BookingService) -> None:

@@ -249,6 +249,7 @@ _FACT_TOPICS = frozenset({"hours", "hours_today", "address", "access", "payments
                           "carte_vitale", "tiers_payant", "home_visits", "documents", "tariffs"})
 _OPENING = re.compile(r"\b(ouvert(?:e|s|es)?|ouvre|ouvrons|ouvrent|fermee?s?|fermons|ferment|"
                       r"fermeture|horaires?)\b")
+_PRICE = re.compile(r"\b(gratuite?s?|payante?s?|rembourse(?:e|s|es|ment)?)\b")
 _WHERE = re.compile(r"\b(se trouve|se situe|est situe|sommes situes|rue|avenue|boulevard|"
                     r"impasse|allee|quai)\b")
 
@@ -263,6 +264,8 @@ def practice_fact_topic(sentence: str) -> str | None:
     topic = resolve_topic(sentence)
     if topic is None and _WHERE.search(fold(sentence)):
         topic = "address"
+    if topic is None and _PRICE.search(fold(sentence)):
+        topic = "tariffs"  # "une consultation gratuite": a price the model made up
     if topic in ("hours", "hours_today") and not _OPENING.search(fold(sentence)):
         return None
     return topic if topic in _FACT_TOPICS else None
@@ -419,6 +422,8 @@ class Guard:
         if _CANNOT_HELP.fullmatch(" ".join(re.sub(r"[^a-z ]", " ", fold(sentence)).split())):
             return self._cannot_help()
         topic = practice_fact_topic(sentence)
+        if topic == "tariffs" and _AMOUNT.search(_words_to_digits(sentence)):
+            topic = None  # a price: checked against the profile's amounts below
         if topic is not None:
             return self._practice_fact(topic)
         verdict = self._check_words(sentence, facts)
