@@ -81,6 +81,7 @@ def apply_variant(services: Any, pairs: dict[str, str], *, policy: str = "rules"
     services.policy = want
     services.whisper.window = pairs.get("stt.window", "fit")
     services.vad_stop_s = float(pairs.get("stt.vad_stop_s", 0.2))
+    services.early_ack = pairs.get("llm.early_ack", "1").lower() not in {"0", "false", "no"}
     if "stt.beam_size" in pairs:
         services.whisper.beam_size = int(pairs["stt.beam_size"])
 

@@ -21,7 +21,7 @@ from knowledge.prompts import build_system_prompt
 from records import BookingService, Database
 from records.seed import seed_demo
 from voice.agent import CallAgent
-from voice.llm import LLMUnavailableError, TextDelta, ToolCall
+from voice.llm import ActionStarted, LLMUnavailableError, TextDelta, ToolCall
 from voice.tools import PracticeTools
 
 TODAY = date(2026, 11, 28)  # a Saturday; "jeudi" is 2026-12-03
@@ -90,6 +90,28 @@ async def test_llm_tool_call_finds_slots_and_identity_first_needs_confirmation(
     assert "C'est noté" in reply and len(tools.booked_ids()) == 1
     assert tools.actions[0] == ("find_slots", {"practitioner": "Haddad", "day": "mardi",
                                                "day_part": "matin"}, "llm")
+
+
+async def test_an_acknowledgement_is_said_while_the_model_writes_a_slow_action(
+        booking: BookingService) -> None:
+    """The model announces a search (its name is written first, its arguments take seconds
+    on a CPU): the caller hears "Un instant" before the search runs, once; a quick answer
+    from the profile gets none."""
+    llm = ScriptedLLM([[ActionStarted("find_slots"),
+                        ToolCall("find_slots", {"practitioner": "Haddad", "day": "mardi",
+                                                "day_part": "matin"})]])
+    agent, tools = _agent(booking, llm)
+    pieces = [(p, len(tools.actions)) async for p in agent.respond(
+        "C'est pour des plaques rouges sur les bras, vous avez quelque chose ?")]
+    assert pieces[0] == ("Un instant, je regarde. ", 0)  # said before the search ran
+    said = "".join(p for p, _n in pieces)
+    assert said.count("Un instant") == 1 and "Haddad" in said and len(tools.actions) == 1
+
+    llm = ScriptedLLM([[ActionStarted("practice_info"),
+                        ToolCall("practice_info", {"topic": "carte_vitale"})]])
+    agent, tools = _agent(booking, llm)
+    reply = await _say(agent, "Et pour la carte de mutuelle, ça se passe comment chez vous")
+    assert "Un instant" not in reply and "itale" in reply
 
 
 async def test_refused_confirmation_books_nothing(booking: BookingService) -> None:

@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 
 from voice.llm import (
+    ActionStarted,
     LLMUnavailableError,
     OpenAICompatibleLLM,
     TextDelta,
@@ -62,6 +63,8 @@ async def test_llamacpp_text_tool_call_is_parsed(replay_server) -> None:
     assert [c.name for c in calls] == ["find_slots"]
     assert calls[0].arguments == {"practitioner": "Morel", "day": "jeudi", "day_part": "après-midi"}
     assert not [i for i in items if isinstance(i, TextDelta)], "a tool call must not be spoken"
+    # the call's name is announced once written, before the call (its arguments) is complete
+    assert items.index(ActionStarted("find_slots")) < items.index(calls[0])
 
 
 async def test_llamacpp_plain_text_streams(replay_server) -> None:
@@ -75,8 +78,8 @@ async def test_ollama_tool_call_deltas(replay_server) -> None:
     url, state = replay_server
     state["fixture"] = "ollama_tool_call"
     items = await _collect(OpenAICompatibleLLM(base_url=url, model="qwen2.5:7b-instruct"))
-    assert items == [ToolCall(name="find_slots", id="call_k3v9x2", arguments={
-        "day": "jeudi", "day_part": "après-midi", "practitioner": "Morel"})]
+    assert items == [ActionStarted("find_slots"), ToolCall(name="find_slots", id="call_k3v9x2",
+                     arguments={"day": "jeudi", "day_part": "après-midi", "practitioner": "Morel"})]
     assert state["requests"][0]["model"] == "qwen2.5:7b-instruct"  # type: ignore[index]
 
 

@@ -26,7 +26,7 @@ from records.seed import seed_demo
 from twin.settings import Settings, SettingsError
 from voice.agent import CallAgent
 from voice.call import VoiceServices, make_agent
-from voice.llm import TextDelta, ToolCall
+from voice.llm import ActionStarted, TextDelta, ToolCall
 from voice.model_policy import ModelPolicy, RawPromptLLM
 from voice.policy import HybridPolicy, RulesPolicy
 from voice.tools import PracticeTools
@@ -46,7 +46,7 @@ class ReactiveLLM:
         self.tools: list[list[dict[str, Any]]] = []
 
     async def stream(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]
-                     ) -> AsyncIterator[TextDelta | ToolCall]:
+                     ) -> AsyncIterator[TextDelta | ActionStarted | ToolCall]:
         self.requests.append(list(messages))
         self.tools.append(list(tools))
         reply = self.replies.pop(0) if self.replies else [TextDelta("Pouvez-vous préciser ?")]
@@ -131,6 +131,19 @@ async def test_the_twin_books_through_the_guard_with_the_training_format(
     assert booked[0].start.strftime("%Y-%m-%dT%H:%M") == last_slots(second)[0]
     actions = [(name, by) for name, _args, by in tools.actions]
     assert actions == [("find_slots", "llm"), ("verify_identity", "llm"), ("book", "llm")]
+
+
+async def test_the_twin_announcing_a_search_is_acknowledged_at_once(
+        booking: BookingService) -> None:
+    llm = ReactiveLLM([[ActionStarted("search_slots"),
+                        ToolCall("search_slots", {"practitioner": "morel",
+                                                  "appointment_type": "consultation",
+                                                  "day": "2026-12-03"})]])
+    agent, tools = _agent(booking, llm)
+    pieces = [(p, len(tools.actions)) async for p in agent.respond(
+        "Je voudrais voir le docteur Morel jeudi.")]
+    assert pieces[0] == ("Un instant, je regarde. ", 0)  # before the search ran
+    assert "jeudi 3 décembre" in "".join(p for p, _n in pieces)
 
 
 async def test_a_yes_is_needed_before_the_twin_books(booking: BookingService) -> None:

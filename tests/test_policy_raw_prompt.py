@@ -19,7 +19,7 @@ from aiohttp import web
 
 from knowledge import twin_format
 from knowledge.profile import default_profile_path, load_profile
-from voice.llm import LLMUnavailableError, TextDelta, ToolCall
+from voice.llm import ActionStarted, LLMUnavailableError, TextDelta, ToolCall
 from voice.model_policy import RawPromptLLM
 
 
@@ -99,9 +99,9 @@ async def test_actions_come_back_as_tool_calls(server: tuple[str, dict[str, Any]
     llm = RawPromptLLM(base_url=url, model="m", timeout_s=60)
     items = await _collect(llm)
     await llm.aclose()
-    assert items == [ToolCall(name="search_slots", arguments={
+    assert items == [ActionStarted("search_slots"), ToolCall(name="search_slots", arguments={
         "practitioner": "morel", "appointment_type": "consultation", "day": "2026-12-03"},
-        id=items[0].id)]  # type: ignore[union-attr]
+        id=items[1].id)]  # type: ignore[union-attr]  # the name announced, then the call
 
 
 async def test_a_broken_stream_is_llm_unavailable(server: tuple[str, dict[str, Any]]) -> None:

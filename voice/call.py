@@ -39,6 +39,9 @@ class VoiceServices:
     twin_llm: ChatLLM | None = None  # the twin policy's model; None: ``llm``
     now: Callable[[], datetime] | None = None  # the calls' clock; None: the practice's now
     vad_stop_s: float = 0.2  # the VAD's hangover before smart-turn decides (voice.pipeline)
+    # "Un instant, je regarde." as soon as the model starts writing a slow action (a search,
+    # a booking), rather than once the action is complete (a lever, switched off to compare)
+    early_ack: bool = True
 
 
 @dataclass
@@ -84,10 +87,10 @@ def make_agent(services: VoiceServices, *, call_id: str, caller_number: str | No
     actions = SecretaryActions(tools=tools, booking=services.booking, profile=profile,
                                call_id=call_id, now=now, caller_number=caller_number,
                                safety=services.safety)
-    policy: Any = RulesPolicy(tools=tools, llm=services.llm)
+    policy: Any = RulesPolicy(tools=tools, llm=services.llm, early_ack=services.early_ack)
     if services.policy != "rules":
         model = ModelPolicy(llm=services.twin_llm or services.llm, profile=profile, now=now,
-                            actions=actions)
+                            actions=actions, early_ack=services.early_ack)
         policy = model if services.policy == "model" else HybridPolicy(tools=tools, model=model)
     agent = CallAgent(llm=services.llm, tools=tools,
                       system_prompt=build_system_prompt(profile, today=services.today()),

@@ -9,7 +9,9 @@ Tool calls arrive in one of two shapes, and both are accepted:
   write ``<tools>`` or a bare JSON object).
 
 :class:`OpenAICompatibleLLM.stream` yields :class:`TextDelta` pieces as soon as it
-knows they are plain speech, and :class:`ToolCall` objects once a call is complete.
+knows they are plain speech, :class:`ActionStarted` as soon as the name of a call being
+written is known (the policy may say "Un instant" while the model writes its arguments,
+seconds on a CPU), and :class:`ToolCall` objects once a call is complete.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = [
+    "ActionStarted",
     "ChatLLM",
     "LLMTimeoutError",
     "LLMUnavailableError",
@@ -50,6 +53,18 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class ActionStarted:
+    """The model has begun writing a call to ``name``; the :class:`ToolCall` follows once
+    its arguments are complete (or nothing, if they never are)."""
+
+    name: str
+
+
+#: the name of a call being written as text: ``<tool_call>{"name": "find_slots"``
+CALL_NAME_RE = re.compile(r'"name"\s*:\s*"([A-Za-z_][\w]*)"')
+
+
+@dataclass(frozen=True)
 class ToolCall:
     name: str
     arguments: dict[str, Any]
@@ -63,9 +78,10 @@ class ToolCall:
 class ChatLLM(Protocol):
     """What the call agent needs from a language model."""
 
-    def stream(self, messages: Sequence[dict[str, Any]],
-               tools: Sequence[dict[str, Any]]) -> AsyncIterator[TextDelta | ToolCall]:
-        """An async generator of speech pieces and tool calls."""
+    def stream(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]
+               ) -> AsyncIterator[TextDelta | ActionStarted | ToolCall]:
+        """An async generator of speech pieces and tool calls (and, optionally, an
+        :class:`ActionStarted` before a call; consumers may ignore it)."""
         ...  # pragma: no cover
 
 
@@ -195,8 +211,8 @@ class OpenAICompatibleLLM:
         except Exception as exc:  # warming is best effort; the real turn reports errors
             logger.warning("LLM warm-up failed: %s", exc)
 
-    async def stream(self, messages: Sequence[dict[str, Any]],
-                     tools: Sequence[dict[str, Any]]) -> AsyncIterator[TextDelta | ToolCall]:
+    async def stream(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]
+                     ) -> AsyncIterator[TextDelta | ActionStarted | ToolCall]:
         import openai
 
         client = self._get_client()
@@ -222,6 +238,7 @@ class OpenAICompatibleLLM:
 
         buffer = ""  # content held back while it may still be a tool call
         holding = False
+        announced = False  # ActionStarted said for this reply
         api_calls: dict[int, dict[str, str]] = {}
         chunks = response.__aiter__()
         try:
@@ -247,11 +264,17 @@ class OpenAICompatibleLLM:
                         slot["name"] += tc.function.name
                     if tc.function and tc.function.arguments:
                         slot["arguments"] += tc.function.arguments
+                    if not announced and slot["name"]:
+                        announced = True
+                        yield ActionStarted(slot["name"])
                 piece = delta.content or ""
                 if not piece:
                     continue
                 if holding:
                     buffer += piece
+                    if not announced and (m := CALL_NAME_RE.search(buffer)) is not None:
+                        announced = True
+                        yield ActionStarted(m[1])
                     continue
                 buffer += piece
                 stripped = buffer.lstrip()

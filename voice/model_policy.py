@@ -27,6 +27,8 @@ from typing import Any
 
 from knowledge import twin_format
 from voice.llm import (
+    CALL_NAME_RE,
+    ActionStarted,
     ChatLLM,
     LLMTimeoutError,
     LLMUnavailableError,
@@ -34,7 +36,7 @@ from voice.llm import (
     TextDelta,
     ToolCall,
 )
-from voice.policy import REPEAT_FR, PolicyContext, Speech
+from voice.policy import REPEAT_FR, SLOW_ACTIONS, PolicyContext, Speech
 
 __all__ = ["ModelPolicy", "RawPromptLLM"]
 
@@ -54,8 +56,11 @@ class ModelPolicy:
     vocabulary = "corpus"
 
     def __init__(self, *, llm: ChatLLM, profile: Any, now: Callable[[], datetime],
-                 actions: Any = None, max_rounds: int = 3, max_actions: int = 4) -> None:
+                 actions: Any = None, max_rounds: int = 3, max_actions: int = 4,
+                 filler: str = "Un instant, je regarde.", early_ack: bool = True) -> None:
         self._llm = llm
+        self._filler = filler
+        self._early_ack = early_ack
         self._profile = profile
         self._now = now
         self._actions = actions  # voice.actions.SecretaryActions, for the rules' offers (hybrid)
@@ -126,6 +131,7 @@ class ModelPolicy:
         history = self.messages(ctx)
         produced: list[dict[str, Any]] = []
         turn.policy_messages = produced
+        said_filler = False
         for _round in range(self._max_rounds + 1):
             started = time.monotonic()
             words = ""
@@ -135,6 +141,12 @@ class ModelPolicy:
             async for item in stream:
                 if turn.llm_first_token_s is None:
                     turn.llm_first_token_s = time.monotonic() - started
+                if isinstance(item, ActionStarted):
+                    if (self._early_ack and not said_filler and not words.strip()
+                            and not produced and item.name in SLOW_ACTIONS):
+                        said_filler = True  # the twin writes its actions before any word
+                        yield Speech(self._filler + " ", "rules")
+                    continue
                 if isinstance(item, TextDelta):
                     if calls:
                         continue  # words after a tool call come after its result
@@ -203,7 +215,8 @@ class RawPromptLLM(OpenAICompatibleLLM):
             logger.warning("LLM warm-up failed: %s", exc)
 
     async def stream(self, messages: Sequence[dict[str, Any]],
-                     tools: Sequence[dict[str, Any]]) -> AsyncIterator[TextDelta | ToolCall]:
+                     tools: Sequence[dict[str, Any]]
+                     ) -> AsyncIterator[TextDelta | ActionStarted | ToolCall]:
         """Like ``OpenAICompatibleLLM.stream``: ``timeout_s`` is an overall deadline on the
         whole reply; a server that fails or vanishes raises ``LLMUnavailableError``."""
         import httpx
@@ -226,6 +239,7 @@ class RawPromptLLM(OpenAICompatibleLLM):
                                       f"{str(exc.message)[:200]}") from exc
         text = ""
         mode = None  # "words": streamed as they come; "held": actions, read at the end
+        announced = False  # ActionStarted said for this reply
         emitted = 0
         chunks = response.__aiter__()
         try:
@@ -249,6 +263,10 @@ class RawPromptLLM(OpenAICompatibleLLM):
                     if not head or "<tool_call>".startswith(head):
                         continue  # nothing yet, or an undecided prefix such as "<to"
                     mode = "held" if head[0] in "<{" else "words"
+                if mode == "held" and not announced:
+                    if (m := CALL_NAME_RE.search(text, emitted)) is not None:
+                        announced = True
+                        yield ActionStarted(m[1])
                 if mode == "words":
                     cut = min((i for i in (text.find("<", emitted), text.find("{", emitted))
                                if i >= 0), default=-1)

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from voice.llm import ChatLLM, TextDelta, ToolCall
+from voice.llm import ActionStarted, ChatLLM, TextDelta, ToolCall
 from voice.results import MEDICAL_HANDOFF_FR, Handoff, ToolResult
 
 __all__ = [
@@ -42,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 POLICIES: tuple[str, ...] = ("rules", "model", "hybrid")
 REPEAT_FR = "Pouvez-vous répéter, s'il vous plaît ?"
+#: actions that look things up or change the agenda, in the assistant's tool names and the
+#: secretaries' (the twin's): worth an "Un instant" while the model writes their arguments
+SLOW_ACTIONS = frozenset({"find_slots", "book", "cancel_appointment", "reschedule_appointment",
+                          "search_slots", "list_appointments", "cancel", "move"})
 
 
 @dataclass(frozen=True)
@@ -116,8 +120,9 @@ class RulesPolicy:
     vocabulary = "legacy"
 
     def __init__(self, *, tools: Any, llm: ChatLLM, filler: str = "Un instant, je regarde.",
-                 max_tool_rounds: int = 3) -> None:
+                 max_tool_rounds: int = 3, early_ack: bool = True) -> None:
         self._tools = tools
+        self._early_ack = early_ack
         self._llm = llm
         self._filler = filler
         self._max_tool_rounds = max_tool_rounds
@@ -147,6 +152,14 @@ class RulesPolicy:
             async for item in self._llm.stream(ctx.messages, self._tools.schemas()):
                 if turn.llm_first_token_s is None:
                     turn.llm_first_token_s = time.monotonic() - started
+                if isinstance(item, ActionStarted):
+                    # the model is writing a slow action's arguments (seconds on a CPU):
+                    # the caller hears an acknowledgement now rather than silence
+                    if (self._early_ack and not said_filler and not text.strip()
+                            and item.name in SLOW_ACTIONS):
+                        said_filler = True
+                        yield Speech(self._filler + " ", "rules")
+                    continue
                 if isinstance(item, TextDelta):
                     if calls:
                         continue  # ignore chatter after a tool call
@@ -160,8 +173,7 @@ class RulesPolicy:
             calls = calls[:1]  # one action at a time: small models over-call
             ctx.messages.append({"role": "assistant", "content": text.strip(),
                                  "tool_calls": [c.as_message() for c in calls]})
-            if not said_filler and not text.strip() and calls[0].name in {
-                    "find_slots", "book", "cancel_appointment"}:
+            if not said_filler and not text.strip() and calls[0].name in SLOW_ACTIONS:
                 said_filler = True
                 yield Speech(self._filler + " ", "rules")
             result = await ctx.act(calls[0])
