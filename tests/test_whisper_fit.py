@@ -28,9 +28,40 @@ def test_a_derailed_decode_is_recognised() -> None:
     assert whisper_fit._looks_derailed("bonjour madame", 4, 2.0, -2.0)  # very unsure
     assert not whisper_fit._looks_derailed("Oui, c'est parfait pour moi, merci.", 12, 2.6, -0.3)
     prompt = "Un rendez-vous le matin ou l'après-midi, votre date de naissance."
-    assert whisper_fit._echoes_prompt("Un rendez-vous le matin ou l'après-midi.", prompt)
-    assert not whisper_fit._echoes_prompt("Je voudrais un rendez-vous jeudi matin.", prompt)
-    assert not whisper_fit._echoes_prompt("Un rendez-vous.", None)
+    assert whisper_fit.echoes_prompt("Un rendez-vous le matin ou l'après-midi.", prompt)
+    assert not whisper_fit.echoes_prompt("Je voudrais un rendez-vous jeudi matin.", prompt)
+    assert not whisper_fit.echoes_prompt("Un rendez-vous.", None)
+
+
+def test_a_prompt_echo_on_the_30_s_path_is_decoded_again_without_the_prompt() -> None:
+    """Whisper "transcribed" its initial prompt for a chest-pain call on both paths (a CI
+    run): the words of the caller come from one more decode without the prompt."""
+    from voice.stt import WhisperEngine
+
+    prompts: list[str | None] = []
+
+    class Segment:
+        no_speech_prob, avg_logprob = 0.1, -0.3
+
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+    class Info:
+        language = "fr"
+
+    class EchoingModel:  # a faster-whisper double: echoes the prompt whenever it has one
+        def transcribe(self, audio: np.ndarray, **kw: object) -> tuple[object, Info]:
+            prompts.append(kw.get("initial_prompt"))  # type: ignore[arg-type]
+            said = ("Un rendez-vous le matin ou l'après-midi, une consultation."
+                    if kw.get("initial_prompt") else "J'ai une douleur dans la poitrine.")
+            return iter([Segment(said)]), Info()
+
+    prompt = ("Cabinet. docteur Morel. Un rendez-vous le matin ou l'après-midi, une "
+              "consultation, votre date de naissance.")
+    engine = WhisperEngine(model_dir=Path("unused"), initial_prompt=prompt, window="full")
+    engine._model = EchoingModel()
+    heard = engine.transcribe(np.zeros(16000, np.int16).tobytes(), 16000)
+    assert heard.text == "J'ai une douleur dans la poitrine." and prompts == [prompt, None]
 
 
 def _load(path: Path) -> np.ndarray:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from knowledge.privacy import redacted
-from voice.whisper_fit import transcribe_fitted
+from voice.whisper_fit import echoes_prompt, transcribe_fitted
 
 __all__ = ["Transcript", "WhisperEngine", "WhisperSTT"]
 
@@ -107,6 +107,15 @@ class WhisperEngine:
                     initial_prompt=self.initial_prompt, condition_on_previous_text=False,
                     vad_filter=False)
                 segments = list(segments)
+                if self.initial_prompt and echoes_prompt(
+                        " ".join(s.text for s in segments), self.initial_prompt):
+                    # the 30 s path "transcribed" the prompt too (seen on a chest-pain call):
+                    # decode once more without it rather than lose what the caller said
+                    logger.info("Whisper echoed its initial prompt: decoding again without it")
+                    segments, info = self._model.transcribe(
+                        audio, language=self.language, beam_size=self.beam_size,
+                        condition_on_previous_text=False, vad_filter=False)
+                    segments = list(segments)
             took = time.monotonic() - t
             self.decode_s = took if self.decode_s is None else 0.7 * self.decode_s + 0.3 * took
         if fitted is not None:

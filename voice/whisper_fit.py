@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FitResult", "fitted_frames", "transcribe_fitted"]
+__all__ = ["FitResult", "echoes_prompt", "fitted_frames", "transcribe_fitted"]
 
 FRAMES_PER_S = 100  # Whisper: 10 ms hop
 FULL_FRAMES = 3000
@@ -53,7 +53,7 @@ def _compression_ratio(text: str) -> float:
     return len(data) / max(1, len(zlib.compress(data))) if data else 0.0
 
 
-def _echoes_prompt(text: str, prompt: str | None) -> bool:
+def echoes_prompt(text: str, prompt: str | None) -> bool:
     """Whisper sometimes "transcribes" its initial prompt instead of the audio."""
     if not prompt:
         return False
@@ -107,7 +107,7 @@ def transcribe_fitted(model: Any, audio: np.ndarray, *, language: str, beam_size
     # generate() scores are length-normalised log-probabilities of the sequence
     avg_logprob = float(result.scores[0]) if result.scores else 0.0
     if _looks_derailed(text, len(ids), len(audio) / 16000.0, avg_logprob) \
-            or _echoes_prompt(text, initial_prompt):
+            or echoes_prompt(text, initial_prompt):
         return None
     return FitResult(text=text, avg_logprob=avg_logprob,
                      no_speech_prob=float(result.no_speech_prob), frames=frames)

@@ -24,7 +24,8 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -114,17 +115,40 @@ def target(state: ServeState) -> str:
     return f"127.0.0.1:{state.server.port}"
 
 
+def booked_in(db_url: str) -> Callable[[str], Callable[[], bool]]:
+    """For a call id, whether that call has booked yet (read from the shared database)."""
+
+    def for_call(call_id: str) -> Callable[[], bool]:
+        def booked() -> bool:
+            import psycopg
+
+            with psycopg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://")) as c:
+                return c.execute("SELECT 1 FROM appointments WHERE call_id = %s AND status = "
+                                 "'booked'", (call_id,)).fetchone() is not None
+        return booked
+
+    return for_call
+
+
 def simulator_app(tmp_path: Path, turns: list[PatientTurn] | None = None,
-                  answered: list[str] | None = None, end_of_turn_silence_s: float = 1.0) -> Any:
-    """``AudioSocket(uuid,host:port)`` as the caller simulator (False: could not connect)."""
+                  answered: list[str] | None = None, end_of_turn_silence_s: float = 1.0,
+                  booked: Callable[[str], Callable[[], bool]] | None = None) -> Any:
+    """``AudioSocket(uuid,host:port)`` as the caller simulator (False: could not connect).
+    ``booked``: the caller gives their identity again while their call has not booked (the
+    bot asks again when Whisper mishears the birth date: "14 juin" for "4 juin")."""
 
     async def audiosocket(call_uuid: str, where: str) -> bool:
         host, port = where.rsplit(":", 1)
+        script = list(turns or [])
+        if booked is not None:
+            done = booked(call_uuid)
+            script = [replace(t, repeat_if=lambda done=done: not done()) if t.wav is not None
+                      and "identity" in t.wav.name else t for t in script]
         sim = CallerSimulator(host=host, port=int(port), call_id=call_uuid, final_timeout_s=300,
                               end_of_turn_silence_s=end_of_turn_silence_s,
                               connect_timeout_s=2.0)  # app_audiosocket's connect timeout
         try:
-            rec = await sim.run(list(turns or []), record_to=tmp_path / f"{call_uuid}.wav")
+            rec = await sim.run(script, record_to=tmp_path / f"{call_uuid}.wav")
         except OSError:
             return False
         if rec.ended_by == "simulator":
@@ -398,7 +422,7 @@ async def test_two_serve_processes_share_one_database_and_one_llm(
             "03_book_morel_thursday_pm.wav", "11_confirm_slot.wav",
             "07_identity_paul_girard.wav", "24_goodbye.wav")]
         plan = Dialplan(path=EXTENSIONS, audiosocket=simulator_app(
-            tmp_path, script, end_of_turn_silence_s=2.5),
+            tmp_path, script, end_of_turn_silence_s=2.5, booked=booked_in(pg_database)),
             ami=pbx, env={"TWIN_WORKERS": f"{a.target}&{b.target}"})
         # two callers at once, both asking the docteur for the same Thursday afternoon
         first, second = await asyncio.gather(plan.call(), plan.call())
