@@ -65,7 +65,8 @@ def _hog(stop: Any) -> None:  # pragma: no cover - a busy core for the load test
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     name, _, rest = text.partition(":")
     pairs = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
-    unknown = set(pairs) - {"stt.window", "stt.vad_stop_s", "stt.beam_size", "policy"}
+    unknown = set(pairs) - {"stt.window", "stt.vad_stop_s", "stt.beam_size", "policy",
+                          "llm.early_ack"}
     if unknown:
         raise SystemExit(f"--variant {text}: unknown key(s) {', '.join(sorted(unknown))}")
     return name, pairs
