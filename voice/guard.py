@@ -261,12 +261,12 @@ def practice_fact_topic(sentence: str) -> str | None:
 
     if sentence.rstrip().endswith("?"):
         return None
-    topic = resolve_topic(sentence)
-    if topic is None and _WHERE.search(fold(sentence)):
+    topic, folded = resolve_topic(sentence), fold(sentence)
+    if topic is None and _WHERE.search(folded):
         topic = "address"
-    if topic is None and _PRICE.search(fold(sentence)):
+    if topic is None and _PRICE.search(folded):
         topic = "tariffs"  # "une consultation gratuite": a price the model made up
-    if topic in ("hours", "hours_today") and not _OPENING.search(fold(sentence)):
+    if topic in ("hours", "hours_today") and not _OPENING.search(folded):
         return None
     return topic if topic in _FACT_TOPICS else None
 
@@ -471,20 +471,19 @@ class Guard:
                             answer_practice_question(self._profile, topic, now=now))
 
     def _cannot_help(self) -> GuardVerdict:
-        first = self._cannot_help_turn != self.turn
+        if self._cannot_help_turn == self.turn:  # said once this turn already
+            return GuardVerdict(False, "reply.cannot_help", "", "")
         self._cannot_help_turn = self.turn
-        decision = self._escalation.reply_failed() if first else None
-        if decision is not None and decision.handoff:
-            from voice.results import FALLBACK_HANDOFF_FR
+        self._refuse("say", "reply.cannot_help", log=False)
+        decision = self._escalation.reply_failed()
+        if not decision.handoff:
+            return GuardVerdict(False, "reply.cannot_help", "", decision.say_fr or REPROMPT_FR)
+        from voice.results import FALLBACK_HANDOFF_FR
 
-            self._refuse("say", "reply.cannot_help", log=False)
-            return GuardVerdict(False, "reply.cannot_help", "", decision.say_fr or FALLBACK_HANDOFF_FR,
-                                handoff=Handoff(reason=decision.reason or "misunderstanding",
-                                                summary="misunderstanding: the assistant could "
-                                                        "not help twice in a row"))
-        if first:
-            self._refuse("say", "reply.cannot_help", log=False)
-        return GuardVerdict(False, "reply.cannot_help", "", REPROMPT_FR if first else "")
+        return GuardVerdict(False, "reply.cannot_help", "", decision.say_fr or FALLBACK_HANDOFF_FR,
+                            handoff=Handoff(reason=decision.reason or "misunderstanding",
+                                            summary="misunderstanding: the assistant could not "
+                                                    "help twice in a row"))
 
     def _profile_facts(self) -> tuple[frozenset[float], frozenset[tuple[int, int]]]:
         if self._facts_cache is None:
