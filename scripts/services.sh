@@ -60,6 +60,10 @@ SELECT 'CREATE ROLE twin LOGIN CREATEDB PASSWORD ''twin'''
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'twin') \gexec
 SELECT 'CREATE DATABASE twin OWNER twin'
 WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'twin') \gexec
+-- Tests drop their databases WITH (FORCE); an autovacuum worker still on a database just
+-- filled is not twin's to end without this role (the drop then fails in teardown).
+SET client_min_messages = warning;
+GRANT pg_signal_backend TO twin;
 SQL
   mkdir -p "$root/var"
   echo "$url" > "$root/var/test-pg-url"
