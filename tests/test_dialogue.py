@@ -365,3 +365,33 @@ async def test_times_in_the_models_own_words_are_withheld(booking: BookingServic
     agent, _tools = _agent(booking, llm)
     reply = await _say(agent, "Euh, je sais pas trop, vous avez quoi ?")
     assert "31 novembre" not in reply and "9 heures" not in reply and "agenda" in reply
+
+
+async def test_a_misheard_identity_is_asked_again_then_handed_to_a_secretary(
+        booking: BookingService) -> None:
+    llm = ScriptedLLM()
+    agent, tools = _agent(booking, llm)
+    await _say(agent, "Le docteur Haddad, vous êtes la place de 14 à 9h.")  # Whisper
+    assert "date de naissance" in await _say(agent, "Oui, c'est parfait pour moi, merci.")
+    for heard in ("C'est ce filoho.", "Oui, c'est Sophie Laurent. Je suis né le 22 février 19420."):
+        reply = await _say(agent, heard)
+        assert "Pardon, je n'ai pas bien compris" in reply and "date de naissance" in reply
+        assert not agent.ended
+    reply = await _say(agent, "C'est Pauline Cora, née le vingt-deux févr.")
+    assert "secrétaire" in reply and agent.handoff is not None
+    assert agent.handoff.reason == "identity"
+    assert llm.requests == [] and tools.booked_ids() == []
+
+
+async def test_a_birth_date_answering_an_offer_under_a_misheard_name_books_once_understood(
+        booking: BookingService) -> None:
+    llm = ScriptedLLM()
+    agent, tools = _agent(booking, llm)
+    await _say(agent, "J'aimerais voir le docteur Morel la semaine prochaine.")
+    offer = await _say(agent, "D'accord, jeudi à 15h, ça m'auvent très bien.")  # as Whisper wrote it
+    assert "jeudi 3 décembre à 15 heures" in offer
+    reply = await _say(agent, "Le rendez-vous est au nom de la diabonalie, né le 4 juin 1978.")
+    assert "redonner votre prénom, votre nom" in reply and tools.booked_ids() == []
+    reply = await _say(agent, "Paul Girard, né le 4 juin 1978.")
+    assert "C'est noté" in reply and "jeudi 3 décembre à 15 heures" in reply
+    assert llm.requests == [] and len(tools.booked_ids()) == 1

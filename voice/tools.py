@@ -59,6 +59,7 @@ class _State:
     message: dict[str, str] | None = None  # a message for the staff being taken
     booked: list[str] = field(default_factory=list)
     rule_turns: int = 0  # turns answered by the rules, without the LLM
+    identity_asks: int = 0  # the identity asked again, not understood (a misheard name or date)
 
 
 def _schema(name: str, description: str, props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -188,6 +189,10 @@ class PracticeTools:
         if is_goodbye(text) and identity is None:
             return ToolResult(content="call ended", say="Merci de votre appel. Au revoir, bonne journée !",
                               end_call=True)
+        if st.proposed is not None and identity is None and st.identity is None:
+            asked = self._ask_identity_again(text)
+            if asked is not None:
+                return asked
         if st.proposed is not None and not st.accepted and identity is None:
             counter = self._counter_offer(text, st.proposed)
             if counter is not None:  # "d'accord, jeudi à 15h": yes, but to another day or time
@@ -231,6 +236,33 @@ class PracticeTools:
                                               prefer_time=time_in(text))
         st.rule_turns -= 1
         return None
+
+    def _ask_identity_again(self, text: str) -> ToolResult | None:
+        """The slot is accepted (or a birth date given in answer to the offer) but no name and
+        date of birth could be read: a misheard "C'est ce filoho" or "né le 22 février 19420".
+        Ask again, then hand over to a secretary, rather than let the model improvise."""
+        from records.spoken_dates import parse_spoken_date
+
+        st = self.state
+        born = parse_spoken_date(text)
+        gave_birth_date = born is not None and born < self._today()
+        if not (st.accepted or gave_birth_date) or practice_question_topics(text) \
+                or is_refusal(text) or "?" in text:
+            return None
+        st.accepted = True
+        st.identity_asks += 1
+        self._log("ask_identity_again", attempt=st.identity_asks)
+        if st.identity_asks > 2:
+            return ToolResult(content="identity not understood", handoff=Handoff(
+                "identity", "identity not understood after two requests"),
+                say="Je n'arrive pas à bien comprendre votre nom et votre date de naissance. "
+                    "Je vous passe une secrétaire, ne quittez pas.")
+        whose = "de l'enfant" if st.for_child else "votre prénom, votre nom et votre date de naissance"
+        if st.for_child:
+            whose = "le prénom, le nom et la date de naissance " + whose
+        return ToolResult(content="identity not understood; asked again",
+                          say=f"Pardon, je n'ai pas bien compris. Pouvez-vous me redonner {whose}, "
+                              "s'il vous plaît ?")
 
     # -- execution ----------------------------------------------------------------------------
     async def execute(self, call: ToolCall) -> ToolResult:
