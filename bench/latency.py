@@ -66,7 +66,7 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     name, _, rest = text.partition(":")
     pairs = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
     unknown = set(pairs) - {"stt.window", "stt.vad_stop_s", "stt.beam_size", "policy",
-                          "llm.early_ack"}
+                          "llm.early_ack", "llm.warm_turns"}
     if unknown:
         raise SystemExit(f"--variant {text}: unknown key(s) {', '.join(sorted(unknown))}")
     return name, pairs
@@ -83,6 +83,7 @@ def apply_variant(services: Any, pairs: dict[str, str], *, policy: str = "rules"
     services.whisper.window = pairs.get("stt.window", "fit")
     services.vad_stop_s = float(pairs.get("stt.vad_stop_s", 0.2))
     services.early_ack = pairs.get("llm.early_ack", "1").lower() not in {"0", "false", "no"}
+    services.warm_turns = pairs.get("llm.warm_turns", "1").lower() not in {"0", "false", "no"}
     if "stt.beam_size" in pairs:
         services.whisper.beam_size = int(pairs["stt.beam_size"])
 
@@ -200,7 +201,7 @@ if __name__ == "__main__":
                         "base model without one); variants may switch it with policy=...")
     p.add_argument("--variant", action="append", default=[],
                    help="NAME:key=value,... levers for one row set (stt.window, stt.vad_stop_s, "
-                        "stt.beam_size); repeat to compare in one run")
+                        "stt.beam_size, policy, llm.early_ack, llm.warm_turns); repeat to compare in one run")
     p.add_argument("--fixtures", type=Path,
                    default=Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "calls")
     p.add_argument("--config", type=Path, default=None)

@@ -395,3 +395,36 @@ async def test_a_birth_date_answering_an_offer_under_a_misheard_name_books_once_
     reply = await _say(agent, "Paul Girard, né le 4 juin 1978.")
     assert "C'est noté" in reply and "jeudi 3 décembre à 15 heures" in reply
     assert llm.requests == [] and len(tools.booked_ids()) == 1
+
+
+class _WarmedLLM(ScriptedLLM):
+    """Records the prompts it is asked to evaluate ahead of a turn."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warmed: list[list[dict[str, Any]]] = []
+
+    async def warm(self, messages: Any, tools: Any) -> None:
+        self.warmed.append(list(messages))
+
+
+async def test_the_call_so_far_is_evaluated_after_each_reply_not_after_the_end(
+        booking: BookingService) -> None:
+    llm = _WarmedLLM()
+    agent, _tools = _agent(booking, llm)
+    offer = await _say(agent, "Est-ce que le docteur Morel peut me recevoir jeudi après-midi ?")
+    await agent.warm_after_turn()
+    assert len(llm.warmed) == 1
+    assert llm.warmed[0][-1] == {"role": "assistant", "content": offer}  # the rules' reply too
+    assert llm.warmed[0][-2]["content"].startswith("Est-ce que le docteur Morel")
+    await _say(agent, "Au revoir.")
+    await agent.warm_after_turn()
+    assert agent.ended and len(llm.warmed) == 1  # nothing to prepare once the call ended
+    quiet = _WarmedLLM()
+    profile = load_profile(default_profile_path())
+    tools = PracticeTools(booking=booking, profile=profile, call_id="t2", today=lambda: TODAY)
+    off = CallAgent(llm=quiet, tools=tools, system_prompt="p", greeting="Bonjour.", warm_turns=False)
+    off.greeting()
+    await _say(off, "Est-ce que le docteur Morel peut me recevoir jeudi après-midi ?")
+    await off.warm_after_turn()
+    assert quiet.warmed == []

@@ -227,6 +227,45 @@ async def test_a_reply_that_only_cannot_help_asks_again_then_goes_to_a_human(
     assert _rules(agent) == ["reply.cannot_help", "reply.cannot_help"]
 
 
+async def test_an_apology_for_a_confusion_that_cannot_help_asks_again(
+        booking: BookingService) -> None:
+    policy = ScriptedPolicy([["Je suis désolé pour cette confusion, mais je ne peux pas vous "
+                              "aider avec ça."]])
+    agent, _tools = _agent(booking, policy)
+    reply = await _say(agent, "C'est vous qui m'avez appelé hier ?")
+    assert "répéter" in reply and "aider" not in reply
+    assert _rules(agent) == ["reply.cannot_help"]
+
+
+@pytest.mark.parametrize("words", [
+    "Je suis désolé pour cette erreur. J'ai appelé le 15 pour vous aider.",
+    "Je préviens le SAMU tout de suite.",
+    "Vous pouvez composer le 112.",
+])
+async def test_emergency_services_in_the_policys_own_words_are_the_rules_words(
+        booking: BookingService, words: str) -> None:
+    """A model that says it called the 15 (it cannot) on a question about a missed call:
+    what to do in an emergency is said plainly, never as an action the assistant took."""
+    policy = ScriptedPolicy([[words]])
+    agent, _tools = _agent(booking, policy)
+    reply = await _say(agent, "C'est vous qui m'avez appelé hier en fin de matinée ?")
+    assert "appelé le 15" not in reply and "SAMU" not in reply
+    assert "En cas d'urgence, raccrochez et appelez le 15 ou le 112." in reply
+    assert reply.count("En cas d'urgence") == 1
+    assert "emergency.words_from_rules" in _rules(agent)
+
+
+@pytest.mark.parametrize("words", [
+    "Je peux vous proposer le 15 décembre à 9 heures.",
+    "Le docteur Morel consulte au 12 rue des Tilleuls.",
+])
+def test_dates_and_street_numbers_are_not_emergency_numbers(words: str) -> None:
+    guard = Guard(call_id="c")
+    offered = (datetime(2026, 12, 15, 9, 0),)
+    verdict = guard.check_words(words, CallFacts(user_text="quand ?", offered=offered))
+    assert verdict.rule != "emergency.words_from_rules"
+
+
 async def test_a_refusal_with_an_offer_is_said_and_an_understood_turn_resets_the_count(
         booking: BookingService) -> None:
     policy = ScriptedPolicy([["Je ne peux pas vous aider avec ça."],

@@ -278,3 +278,22 @@ def test_the_serve_config_passes_the_policy_to_the_voice_settings() -> None:
 
     config = ServeConfig.from_dict({"voice": {"policy": "hybrid"}})
     assert Settings.from_dict(config.voice_settings_dict()).policy == "hybrid"
+
+
+async def test_the_twin_is_warmed_with_the_call_so_far_in_its_own_format(
+        booking: BookingService) -> None:
+    warmed: list[list[dict[str, Any]]] = []
+
+    class WarmedLLM(ReactiveLLM):
+        async def warm(self, messages: Any, tools: Any) -> None:
+            warmed.append(list(messages))
+
+    llm = WarmedLLM([[TextDelta("Pour quel médecin et quel jour ?")]])
+    agent, _tools = _agent(booking, llm)
+    await agent.warm()
+    assert [m["role"] for m in warmed[0]] == ["system", "assistant"]  # the prefix, greeting
+    await _say(agent, "Je voudrais un rendez-vous.")
+    await agent.warm_after_turn()
+    # the next request starts with exactly what was warmed: only the new words are left
+    assert warmed[1] == [*llm.requests[0], {"role": "assistant",
+                                           "content": "Pour quel médecin et quel jour ?"}]

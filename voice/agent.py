@@ -88,8 +88,10 @@ class CallAgent:
                  safety: SafetyCheck | None = None, filler: str = "Un instant, je regarde.",
                  max_tool_rounds: int = 3, max_failed_turns: int = 2,
                  allowed_numbers: tuple[str, ...] = (), policy: DialoguePolicy | None = None,
-                 guard: Guard | None = None, actions: Any = None, call_id: str = "call") -> None:
+                 guard: Guard | None = None, actions: Any = None, call_id: str = "call",
+                 warm_turns: bool = True) -> None:
         self._llm = llm
+        self._warm_turns = warm_turns
         self._tools = tools
         self._greeting = greeting
         self.call_id = call_id
@@ -149,6 +151,13 @@ class CallAgent:
         """Have the LLM evaluate the stable prefix (system prompt, tools, greeting) now,
         while the greeting plays, instead of on the patient's first turn."""
         await self.policy.warm(self._context("", None))
+
+    async def warm_after_turn(self) -> None:
+        """Have the LLM evaluate the call so far (the turns the rules answered included)
+        while the reply plays and the caller answers, so a next turn that reaches the model
+        only pays for the caller's new words. Off (``warm_turns=False``) it does nothing."""
+        if self._warm_turns and not self.ended:
+            await self.policy.warm(self._context("", None))
 
     @property
     def tool_calls(self) -> list[ToolCall]:

@@ -42,6 +42,8 @@ class VoiceServices:
     # "Un instant, je regarde." as soon as the model starts writing a slow action (a search,
     # a booking), rather than once the action is complete (a lever, switched off to compare)
     early_ack: bool = True
+    # the LLM evaluates the call so far after each reply, while the caller answers (a lever)
+    warm_turns: bool = True
 
 
 @dataclass
@@ -96,7 +98,7 @@ def make_agent(services: VoiceServices, *, call_id: str, caller_number: str | No
                       system_prompt=build_system_prompt(profile, today=services.today()),
                       greeting=greeting_for(profile), safety=services.safety,
                       allowed_numbers=numbers, policy=policy, guard=guard, actions=actions,
-                      call_id=call_id)
+                      call_id=call_id, warm_turns=services.warm_turns)
     return agent, tools
 
 

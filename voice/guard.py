@@ -66,11 +66,18 @@ IDENTITY_FIRST_FR = ("Pour cela, pouvez-vous me donner votre prénom, votre nom 
 # A model reply that only says it cannot help: the turn was not understood (say so, and
 # count it, so that a second one in a row goes to a human rather than round in circles).
 _CANNOT_HELP = re.compile(
-    r"(?:je suis )?(?:(?:vraiment |tres )?desolee? )?(?:mais )?(?:"
+    r"(?:je suis )?(?:(?:vraiment |tres )?desolee?(?: pour (?:cette|ce|la|le|l|mon|votre) "
+    r"(?:confusion|erreur|malentendu|inconvenient|inconvenience|desagrement))? )?(?:mais )?(?:"
     r"je ne (?:peux|suis) pas (?:en mesure de )?(?:vous )?(?:aider|assister|repondre)"
     r"(?: (?:avec|pour|sur|a) (?:ca|cela|ceci|cette demande|cette question|votre demande|"
     r"votre question))?"
     r"|je n ai pas (?:bien )?compris(?: votre (?:demande|question))?)")
+# The model's own words naming emergency services: "J'ai appelé le 15 pour vous" is a false
+# claim, and what to do in an emergency is the safety rules' script, said on the caller's words.
+_EMERGENCY_WORDS = re.compile(
+    r"\b(?:samu|pompiers|police secours)\b|\b(?:le|au|du|composer|composez|appeler|appelez|"
+    r"appele) (?P<n>\d{2,4})\b(?! ?(?:janvier|fevrier|mars|avril|mai|juin|juillet|aout|"
+    r"septembre|octobre|novembre|decembre|a \d|h\b|heures?))")
 SLOT_NOT_OFFERED_FR = "Je regarde les créneaux libres : quel jour vous arrangerait ?"
 NOT_OWNED_FR = ("Pour des raisons de confidentialité, je ne peux agir que sur vos propres "
                 "rendez-vous. Puis-je faire autre chose pour vous ?")
@@ -435,6 +442,9 @@ class Guard:
 
     def _check_words(self, sentence: str, f: CallFacts) -> GuardVerdict:
         allowed = self._allowed_numbers + ((f.own_phone,) if f.own_phone else ())
+        said_emergency = self._emergency_words(sentence)
+        if said_emergency is not None:
+            return said_emergency
         if leaks_personal_data(sentence, allowed=allowed):
             return GuardVerdict(False, "privacy.personal_data", "", PERSONAL_DATA_FR)
         if gives_medical_advice(sentence):
@@ -453,6 +463,22 @@ class Guard:
             return GuardVerdict(False, "practice_fact.time_not_from_agenda", "",
                                 TIME_NOT_FROM_AGENDA_FR)
         return ALLOW
+
+    def _emergency_words(self, sentence: str) -> GuardVerdict | None:
+        """The policy named emergency services in its own words: withheld, and the emergency
+        numbers said plainly once a turn instead (never a claim that a call was made)."""
+        numbers = getattr(getattr(self._profile, "policies", None), "emergency_numbers", None)
+        known = {str(getattr(numbers, k, d)) for k, d in (("samu", "15"), ("europe", "112"),
+                                                          ("suicide", "3114"))}
+        m = _EMERGENCY_WORDS.search(fold(sentence))
+        if m is None or (m["n"] is not None and m["n"] not in known):
+            return None
+        if (self.turn, "emergency") in self._facts_said:
+            return GuardVerdict(False, "emergency.words_from_rules", "", "")
+        self._facts_said.add((self.turn, "emergency"))
+        samu, europe = (getattr(numbers, "samu", "15"), getattr(numbers, "europe", "112"))
+        return GuardVerdict(False, "emergency.words_from_rules", "",
+                            f"En cas d'urgence, raccrochez et appelez le {samu} ou le {europe}.")
 
     def _practice_fact(self, topic: str) -> GuardVerdict:
         """The policy's own words state a fact about the practice (its days, parking,

@@ -120,9 +120,9 @@ class ModelPolicy:
     async def warm(self, ctx: PolicyContext) -> None:
         warm = getattr(self._llm, "warm", None)
         if warm is not None:
-            prefix = [{"role": "system", "content": self.system_prompt()},
-                      twin_format.assistant_message((), ctx.greeting)]
-            await warm(twin_format.to_openai_messages(prefix), twin_format.tool_schemas())
+            # the call so far (the system prompt and greeting before the first turn)
+            await warm(twin_format.to_openai_messages(self.messages(ctx)),
+                       twin_format.tool_schemas())
 
     # -- a turn ---------------------------------------------------------------------------------
     async def propose(self, ctx: PolicyContext) -> AsyncIterator[Speech]:

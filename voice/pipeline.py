@@ -295,6 +295,8 @@ class _AgentProcessor(FrameProcessor):
         self._on_text("assistant", said.strip())
         if self._agent.ended:
             await self._on_agent_done()
+        else:  # cancelled with this task when the caller's next turn comes
+            await self._agent.warm_after_turn()
 
     async def _on_dtmf(self, digit: str) -> None:
         if digit == "0" and not self._agent.ended:
