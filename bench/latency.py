@@ -96,8 +96,10 @@ def summarise(reports: list[Any], caller_v2v: list[float]) -> dict[str, Any]:
             for key in STAGES:
                 if t.get(key) is not None:
                     stages[key].append(float(t[key]))
-            if t.get("voice_to_voice_s") is not None and t.get("llm_first_token_s") is not None:
-                key = "v2v_llm_turns_s" if t["llm_first_token_s"] > 0.1 else "v2v_rule_turns_s"
+            if t.get("voice_to_voice_s") is not None and t.get("llm") is not None:
+                # whether the model was asked for the turn (the agent's record), not a guess
+                # from its time (a rules turn that searched the agenda can take 0.1 s too)
+                key = "v2v_llm_turns_s" if t["llm"] else "v2v_rule_turns_s"
                 stages[key].append(float(t["voice_to_voice_s"]))
     stages["caller_heard_v2v_s"] = caller_v2v
     return {k: {"n": len(v), "p50": pct(v, 0.5), "p95": pct(v, 0.95),

@@ -136,7 +136,7 @@ async def test_llm_book_without_an_offered_slot_writes_nothing(booking: BookingS
 
 async def test_dead_llm_hands_off_instead_of_silence(booking: BookingService) -> None:
     agent, _tools = _agent(booking, ScriptedLLM([LLMUnavailableError("connection refused")]))
-    reply = await _say(agent, "Bonjour Madame, excusez-moi de vous déranger, j'ai une petite question.")
+    reply = await _say(agent, "Bonjour Madame, est-ce que le docteur est gentil avec les enfants ?")
     assert "secrétaire" in reply
     assert agent.ended and agent.handoff is not None and agent.handoff.reason == "bot_failure"
 
@@ -428,3 +428,29 @@ async def test_the_call_so_far_is_evaluated_after_each_reply_not_after_the_end(
     await _say(off, "Est-ce que le docteur Morel peut me recevoir jeudi après-midi ?")
     await off.warm_after_turn()
     assert quiet.warmed == []
+
+
+@pytest.mark.parametrize(("said", "expected"), [
+    ("Allô, bonjour, je suis bien au cabinet médical ?", "c'est bien ici : Cabinet médical des Tilleuls"),
+    ("Bonjour, je suis bien au cabinet.", "c'est bien ici : Cabinet médical des Tilleuls"),  # Whisper
+    ("Bonjour madame, excusez-moi de vous déranger, j'ai une petite question.", "je vous écoute"),
+])
+async def test_an_opener_that_asks_nothing_yet_is_answered_by_rule(
+        booking: BookingService, said: str, expected: str) -> None:
+    llm = ScriptedLLM()
+    agent, _tools = _agent(booking, llm)
+    reply = await _say(agent, said)
+    assert expected in reply and llm.requests == []
+    # the question that follows is answered as usual
+    assert "Morel" in await _say(agent, "Est-ce que le docteur Morel peut me recevoir jeudi ?")
+
+
+@pytest.mark.parametrize("said", [
+    "Je suis bien au cabinet, c'est pour un rendez-vous avec le docteur Morel jeudi.",
+    "J'ai une question : vous fermez à quelle heure ?",
+    "C'est bien la date que je vous ai dite.",
+])
+def test_openers_that_ask_something_are_not_mere_openers(said: str) -> None:
+    from voice.understanding import opener
+
+    assert opener(said) is None

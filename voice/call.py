@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -59,6 +59,18 @@ class CallReport:
     tool_calls: list[str] = field(default_factory=list)
     recording: str | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _timed_turns(timings: Sequence[Any], turns: Sequence[Any]) -> list[dict[str, Any]]:
+    """Each timed turn, with ``llm``: whether the model was asked for it (the agent's turn
+    with the same words; a turn held and answered whole is the agent's last with them)."""
+    asked = {t.user.strip(): t.llm_first_token_s is not None for t in turns}
+    out = []
+    for timing in timings:
+        row = timing.as_dict()
+        row["llm"] = asked.get(timing.text.strip())
+        out.append(row)
+    return out
 
 
 def greeting_for(profile: Any) -> str:
@@ -155,7 +167,7 @@ def build_call_handler(services: VoiceServices, *,
             if agent.recording_objected:
                 _forget_recording(session, report)
             report.ended = time.time()
-            report.turns = [t.as_dict() for t in pipeline.turns]
+            report.turns = _timed_turns(pipeline.turns, agent.turns)
             report.booked = tools.booked_ids()
             report.tool_calls = [f"{c.name}({c.arguments})" for c in agent.tool_calls]
             report.summary = call_summary(agent, tools, outcome_label)

@@ -31,6 +31,7 @@ from voice.understanding import (
     is_refusal,
     mentions_child,
     message_kind,
+    opener,
     practice_question_topics,
     resolve_day,
     split_name,
@@ -217,6 +218,12 @@ class PracticeTools:
                 return ToolResult(content="slot accepted; identity needed",
                                   say="Très bien. Pouvez-vous me donner votre prénom, votre nom et "
                                       "votre date de naissance ?")
+        if st.proposed is None and not st.booked:
+            opening = opener(text)
+            if opening is not None:  # "je suis bien au cabinet ?": the profile's name, then listen
+                return ToolResult(content=f"opener: {opening}", say=(
+                    f"Oui, c'est bien ici : {self._profile.practice.name}. Je vous écoute."
+                    if opening == "reached" else "Oui, je vous écoute."))
         if st.proposed is None:
             topics = practice_question_topics(text)
             if topics:  # facts about the practice come from its profile, never from the model

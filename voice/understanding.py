@@ -27,6 +27,7 @@ __all__ = [
     "leaks_personal_data",
     "mentions_child",
     "message_kind",
+    "opener",
     "practice_question_topics",
     "resolve_day",
     "split_name",
@@ -74,6 +75,25 @@ def practice_question_topics(text: str) -> list[str]:
         if topic in _INFO_TOPICS and topic not in topics:
             topics.append(topic)
     return topics[:2]
+
+
+_REACHED = re.compile(r"\b(?:je suis|on est|c est) bien (?:au|le|a la|la) (?:cabinet|secretariat|centre|"
+                      r"maison medicale)\b|\b(?:je suis|on est|c est) bien chez (?:le )?(?:docteur|dr)\b")
+_ANNOUNCES = re.compile(r"\b(?:j ai|j aurais) (?:une|juste une) (?:petite )?(?:question|demande)"
+                        r"|\bj aurais besoin d un renseignement\b")
+
+
+def opener(text: str) -> str | None:
+    """A caller's opening words that ask nothing yet: ``reached`` ("je suis bien au cabinet
+    médical ?") or ``announces`` ("j'ai une petite question"); None if they ask something."""
+    t = fold(text)
+    if len(t.split()) > 16 or booking_intent(text) or message_kind(text) is not None:
+        return None
+    if _REACHED.search(t):
+        return "reached"
+    if _ANNOUNCES.search(t) and not practice_question_topics(text):
+        return "announces"
+    return None
 
 
 def message_kind(text: str) -> str | None:
