@@ -105,7 +105,7 @@ async def test_dead_llm_server_hands_the_call_to_a_human(tmp_path: Path) -> None
     settings = _settings(tmp_path)
     settings.llm.base_url = f"http://127.0.0.1:{_dead_port()}/v1"  # nothing listens there
     settings.llm.timeout_s = 3
-    result = await run_demo(settings, wavs=[FIXTURES / "02_greeting_question.wav",
+    result = await run_demo(settings, wavs=[FIXTURES / "23_hesitation.wav",
                                             DEMO_AUDIO / "24_goodbye.wav"], echo=lambda _m: None)
     report = result["report"]
     assert report is not None and report.handoff is not None

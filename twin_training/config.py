@@ -118,6 +118,10 @@ class TrainConfig:
     learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate (AdamW)."})
     warmup_steps: int = field(default=5, metadata={"help": "Linear warm-up steps."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
+    decision_weight: float = field(default=1.0, metadata={
+        "help": "Weight in the training loss of the first token of each secretary turn and of "
+                "what follows a tool result: where the twin decides between an action and "
+                "words (1: like any other token; the validation loss stays unweighted)."})
     eval_every: int = field(default=20, metadata={
         "help": "Validate every N optimizer steps (0: only at the end)."})
     patience: int = field(default=3, metadata={

@@ -27,7 +27,7 @@ from twin_training.config import RunConfig
 from twin_training.data import PreparedData, prepare_data
 from twin_training.sequences import IGNORE, TrainSequence
 
-__all__ = ["TrainResult", "run_training", "sequence_loss"]
+__all__ = ["TrainResult", "decision_mask", "run_training", "sequence_loss"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,15 +50,34 @@ class TrainResult:
     examples_seen: int
 
 
-def sequence_loss(causal_lm: Any, input_ids: Any, labels: Any) -> Any:
-    """Mean cross-entropy over target tokens; the LM head runs only where a label is set."""
+def decision_mask(shift_labels: Any) -> Any:
+    """Where each target span starts (a label set after one that is not): the token where the
+    secretary decides between an action and words, at the start of a turn and after each
+    recorded tool result."""
+    mask = shift_labels != IGNORE
+    starts = mask.clone()
+    starts[:, 1:] &= ~mask[:, :-1]
+    return starts
+
+
+def sequence_loss(causal_lm: Any, input_ids: Any, labels: Any, *,
+                  decision_weight: float = 1.0) -> Any:
+    """Mean cross-entropy over target tokens; the LM head runs only where a label is set.
+    ``decision_weight``: the first token of each target span (:func:`decision_mask`) counts
+    that many times in the mean (1: every target token alike)."""
     import torch
 
     hidden = causal_lm.model(input_ids=input_ids).last_hidden_state
     shift_labels = labels[:, 1:]
     mask = shift_labels != IGNORE
     logits = causal_lm.lm_head(hidden[:, :-1][mask])
-    return torch.nn.functional.cross_entropy(logits.float(), shift_labels[mask])
+    if decision_weight == 1.0:
+        return torch.nn.functional.cross_entropy(logits.float(), shift_labels[mask])
+    per_token = torch.nn.functional.cross_entropy(logits.float(), shift_labels[mask],
+                                                  reduction="none")
+    ones = torch.ones_like(per_token)
+    weights = torch.where(decision_mask(shift_labels)[mask], ones * decision_weight, ones)
+    return (per_token * weights).sum() / weights.sum()
 
 
 def _versions() -> dict[str, str]:
@@ -233,7 +252,8 @@ def run_training(config: RunConfig, *, resume: bool = False,
                                tc.batch_size)
             batch = batches[index]
             ids, labels = _tensors(batch, pad_id, device)
-            loss = sequence_loss(causal, ids, labels) / tc.grad_accum
+            loss = sequence_loss(causal, ids, labels,
+                                 decision_weight=tc.decision_weight) / tc.grad_accum
             if accelerator is not None:
                 accelerator.backward(loss)
             else:

@@ -114,3 +114,42 @@ def test_spans_and_length_limit(tokenizer: Any, corpus: list[dict[str, Any]],
     examples = build_examples(corpus[:3], profile, config, assign_splits(corpus[:3]))
     kept, dropped = build_sequences(examples, tokenizer, max_length=1000)
     assert not kept and len(dropped) == 3
+
+
+def test_decision_tokens_are_the_first_of_each_target_run(tokenizer: Any,
+                                                          corpus: list[dict[str, Any]],
+                                                          profile: PracticeProfile) -> None:
+    torch = pytest.importorskip("torch")
+    from twin_training.train import decision_mask
+
+    call = next(c for c in corpus if c["call_id"] == "P1-001")
+    sequences, _ = build_sequences(call_examples(call, profile, split="train"), tokenizer,
+                                   pack="call")
+    labels = torch.tensor([sequences[0].labels])
+    starts = decision_mask(labels[:, 1:])[0].nonzero().flatten().tolist()
+    runs = _runs(list(sequences[0].labels))
+    assert starts == [a - 1 for a, _b in runs]  # shifted: predicted from the token before
+    # each is where the secretary chooses: an action (<tool_call>) or the first word
+    first = {tokenizer.decode([sequences[0].input_ids[a]]) for a, _b in runs}
+    assert "<tool_call>" in first and len(first) > 1
+
+
+def test_the_decision_weight_counts_those_tokens_that_many_times() -> None:
+    torch = pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    from twin_training.train import sequence_loss
+
+    torch.manual_seed(0)
+    emb, head = torch.nn.Embedding(10, 4), torch.nn.Linear(4, 10)
+    lm = SimpleNamespace(model=lambda input_ids: SimpleNamespace(last_hidden_state=emb(input_ids)),
+                         lm_head=head)
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6, 7]])
+    labels = torch.tensor([[IGNORE, IGNORE, 3, 4, IGNORE, 6, 7]])
+    per = torch.nn.functional.cross_entropy(head(emb(ids))[0, :-1], ids[0, 1:], reduction="none")
+    targets = per[[1, 2, 4, 5]]  # positions predicting 3, 4, 6, 7; decisions: 3 and 6
+    with torch.no_grad():
+        assert float(sequence_loss(lm, ids, labels)) == pytest.approx(float(targets.mean()))
+        weighted = (targets * torch.tensor([4.0, 1.0, 4.0, 1.0])).sum() / 10.0
+        assert float(sequence_loss(lm, ids, labels, decision_weight=4.0)) == \
+            pytest.approx(float(weighted))
