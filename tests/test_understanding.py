@@ -82,3 +82,26 @@ def test_goodbye_time_and_names() -> None:
     assert time_in("vers 14 heures 30") == (14, 30)  # "heures" read whole, not as "h" + "eures"
     assert split_name("Paul Girard") == ("Paul", "Girard")
     assert split_name("jean-pierre de la fontaine") == ("Jean-Pierre", "de la Fontaine")
+
+
+def test_a_turn_heard_in_two_pieces_gives_the_name_said_last() -> None:
+    from voice.understanding import extract_identity
+
+    # the STT's first piece, then the whole utterance transcribed again (as the pipeline joins them)
+    heard = "C'est Paul Gichard. Je suis Paul Girard, né le 4 juin 1978."
+    assert extract_identity(heard) == ("Paul Girard", date(1978, 6, 4))
+    assert extract_identity("Je suis Paul Girard, je suis né le 4 juin 1978.") == \
+        ("Paul Girard", date(1978, 6, 4))
+
+
+@pytest.mark.parametrize(("said", "kind"), [
+    ("Vous pouvez me rappeler la dreste cabine.", None),  # "l'adresse du cabinet", misheard
+    ("Vous pouvez me rappeler les horaires ?", None),
+    ("Pouvez-vous me rappeler le plus vite possible ?", "callback"),
+    ("Le docteur peut me rappeler ?", "callback"),
+    ("Qu'il me rappelle demain matin.", "callback"),
+])
+def test_remind_me_is_not_call_me_back(said: str, kind: str | None) -> None:
+    from voice.understanding import message_kind
+
+    assert message_kind(said) == kind

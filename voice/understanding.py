@@ -96,6 +96,12 @@ def opener(text: str) -> str | None:
     return None
 
 
+# "vous pouvez me rappeler l'adresse / les horaires ?": remind me of, not call me back
+_REMIND = re.compile(r"\bme rappeler (?:la|le|les|l|votre|vos|quel\w*|comment|combien)\b(?! (?:plus|"
+                     r"matin|soir|apres midi|semaine|lendemain|moment|jour|numero|telephone|"
+                     r"portable)\b)")
+
+
 def message_kind(text: str) -> str | None:
     """What a caller wants passed on to the staff: records' message kinds, or None."""
     t = fold(text)
@@ -104,7 +110,7 @@ def message_kind(text: str) -> str | None:
     if re.search(r"\b(resultat|analyse|prise de sang|radio|compte rendu|laboratoire)", t):
         return "results"
     if re.search(r"\b(rappelle[rz]?|me rappeler|laisser un message|un message pour)", t) \
-            and "adresse" not in t:
+            and "adresse" not in t and not _REMIND.search(t):
         return "callback"
     # "laissez-lui un mot", "vous pouvez lui transmettre", "dites-lui que…", "prévenez le docteur"
     if re.search(r"\b(laiss\w*[\s-](?:lui |leur )?(?:un )?(?:petit )?(?:mot|message)|"
@@ -265,7 +271,10 @@ def extract_identity(text: str, *, expecting: bool = False) -> tuple[str, date] 
     if dob is None:
         return None
     src = _ELISION.sub(r"\1 ", text).replace(",", " , ").replace(".", " . ")
-    m = _NAME_INTRO.search(src)
+    # the last introduction that gives a name: a turn heard in two pieces reaches us as the
+    # first piece then the whole ("C'est Paul Gichard. Je suis Paul Girard, né le …")
+    named = [m for m in _NAME_INTRO.finditer(src) if len(_name_words(m[1])) >= 2]
+    m = named[-1] if named else _NAME_INTRO.search(src)
     if m:
         candidate = m[1]
     elif expecting:
