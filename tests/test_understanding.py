@@ -105,3 +105,9 @@ def test_remind_me_is_not_call_me_back(said: str, kind: str | None) -> None:
     from voice.understanding import message_kind
 
     assert message_kind(said) == kind
+
+
+def test_afternoon_as_whisper_writes_it() -> None:
+    from voice.understanding import resolve_day
+
+    assert resolve_day("Jeudi Apemidi.", date(2026, 11, 28))[2] == "afternoon"

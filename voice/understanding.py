@@ -301,7 +301,7 @@ def resolve_day(expr: str | None, today: date) -> tuple[date, date, str | None]:
     ISO) into a date range, plus a day part if one was said with it."""
     t = fold(expr or "")
     part = None
-    if re.search(r"apres[ -]?midi|\b(?:a )?p[ae]m[ie]d[iy]\b|\bam[ie]di\b", t):
+    if re.search(r"apres[ -]?midi|\b(?:a ?)?p[ae]m[ie]d[iy]\b|\bam[ie]di\b", t):
         part = "afternoon"
     elif "matin" in t:
         part = "morning"
