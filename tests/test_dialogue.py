@@ -454,3 +454,18 @@ def test_openers_that_ask_something_are_not_mere_openers(said: str) -> None:
     from voice.understanding import opener
 
     assert opener(said) is None
+
+
+async def test_after_a_hearing_check_a_birth_date_alone_goes_with_the_name_heard(
+        booking: BookingService) -> None:
+    llm = ScriptedLLM()
+    agent, tools = _agent(booking, llm)
+    await _say(agent, "Est-ce que le docteur Morel peut me recevoir jeudi après-midi ?")
+    await _say(agent, "Oui, c'est parfait pour moi, merci.")
+    check = await _say(agent, "Je suis Paul Girard, né le 4 juin 1969-68.")  # as Whisper wrote it
+    assert "Je veux être sûre d'avoir bien noté" in check and tools.booked_ids() == []
+    reply = await _say(agent, "Juste une pause.")  # a piece of the repeated sentence
+    assert "redonner" in reply
+    reply = await _say(agent, "Né le 4 juin 1978.")
+    assert "C'est noté, Paul Girard" in reply and len(tools.booked_ids()) == 1
+    assert llm.requests == []

@@ -61,6 +61,7 @@ class _State:
     booked: list[str] = field(default_factory=list)
     rule_turns: int = 0  # turns answered by the rules, without the LLM
     identity_asks: int = 0  # the identity asked again, not understood (a misheard name or date)
+    name_heard: str | None = None  # the name of an identity read back for a hearing check
 
 
 def _schema(name: str, description: str, props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -171,6 +172,8 @@ class PracticeTools:
             return await self.changes.verify(*identity) if identity else started
         # a bare "Sophie Marchand, née le 3 avril 1990" answering an offered slot is the identity
         identity = extract_identity(text, expecting=st.proposed is not None)
+        if identity is None and st.name_heard and st.accepted and st.identity is None:
+            identity = self._date_for_name_heard(text)
         if identity is not None and st.proposed is not None and not st.accepted \
                 and identity[1] >= self._today():
             identity = None  # "d'accord, jeudi 3 décembre": a day to meet, not a birth date
@@ -243,6 +246,15 @@ class PracticeTools:
                                               prefer_time=time_in(text))
         st.rule_turns -= 1
         return None
+
+    def _date_for_name_heard(self, text: str) -> tuple[str, date] | None:
+        """After a hearing check ("j'ai compris le 4 juin 1968…"), a birth date said alone
+        ("né le 4 juin 1978") goes with the name heard just before: checked like any identity."""
+        from records.spoken_dates import parse_spoken_date
+
+        born = parse_spoken_date(text)
+        name = self.state.name_heard
+        return (name, born) if name and born is not None and born < self._today() else None
 
     def _ask_identity_again(self, text: str) -> ToolResult | None:
         """The slot is accepted (or a birth date given in answer to the offer) but no name and
@@ -474,7 +486,7 @@ class PracticeTools:
         if "birth date" in outcome.message:
             # same name on file with another date of birth: misheard, or someone else. The
             # words must not tell the caller whether anyone is on file: a hearing check.
-            st.identity = None
+            st.identity, st.name_heard = None, (st.identity[0] if st.identity else None)
             from knowledge.phrasing import say_date
 
             return ToolResult(content="please check name and birth date", ok=False,
