@@ -276,9 +276,8 @@ class PracticeTools:
                 "identity", "identity not understood after two requests"),
                 say="Je n'arrive pas à bien comprendre votre nom et votre date de naissance. "
                     "Je vous passe une secrétaire, ne quittez pas.")
-        whose = "de l'enfant" if st.for_child else "votre prénom, votre nom et votre date de naissance"
-        if st.for_child:
-            whose = "le prénom, le nom et la date de naissance " + whose
+        whose = ("le prénom, le nom et la date de naissance de l'enfant" if st.for_child
+                 else "votre prénom, votre nom et votre date de naissance")
         return ToolResult(content="identity not understood; asked again",
                           say=f"Pardon, je n'ai pas bien compris. Pouvez-vous me redonner {whose}, "
                               "s'il vous plaît ?")
