@@ -48,7 +48,7 @@ async def booked_appointments(booking: Any, ids: list[str]) -> list[Any]:
     return found
 
 
-_ASKED_AGAIN = re.compile(r"\b(?:redire|répéter|repeter)\b", re.IGNORECASE)
+_ASKED_AGAIN = re.compile(r"\b(?:redire|redonner|répéter|repeter)\b|pas bien compris", re.IGNORECASE)
 
 
 def asked_to_repeat(last: list[str]) -> bool:

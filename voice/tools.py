@@ -279,7 +279,7 @@ class PracticeTools:
         whose = ("le prénom, le nom et la date de naissance de l'enfant" if st.for_child
                  else "votre prénom, votre nom et votre date de naissance")
         return ToolResult(content="identity not understood; asked again",
-                          say=f"Pardon, je n'ai pas bien compris. Pouvez-vous me redonner {whose}, "
+                          say=f"Pardon, je n'ai pas bien compris. Pouvez-vous me redire {whose}, "
                               "s'il vous plaît ?")
 
     # -- execution ----------------------------------------------------------------------------
