@@ -131,8 +131,9 @@ def match_faq(profile: PracticeProfile, question: str, *, threshold: float = 0.5
     return best[1] if best else None
 
 
-def resolve_topic(topic: str) -> str | None:
-    """Map a tool argument or a free-text question to one of :data:`TOPICS`."""
+def resolve_topic(topic: str, *, misheard: bool = False) -> str | None:
+    """Map a tool argument or a free-text question to one of :data:`TOPICS`; ``misheard``:
+    also a long keyword heard one letter off ("la dreste cabine"), for a caller's words."""
     t = _fold(topic)
     key = t.replace(" ", "_")
     if key in TOPICS:
@@ -148,7 +149,39 @@ def resolve_topic(topic: str) -> str | None:
     for name, words in _KEYWORDS:
         if any(f" {w}" in padded for w in words):
             return name
+    for name, words in _KEYWORDS if misheard else ():  # "la dreste cabine": l'adresse
+        if any(" " not in w and len(w) >= 7 and _sounds_like(t, w) for w in words):
+            return name
     return None
+
+
+def _within_one_edit(a: str, b: str) -> bool:
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    if len(a) == len(b):
+        return a[i + 1:] == b[i + 1:]
+    return a[i:] == b[i + 1:]
+
+
+def _sounds_like(folded: str, word: str) -> bool:
+    """Whether ``word`` (a long topic keyword) is said in ``folded`` one letter off, words
+    run together as speech recognition cuts them: a word start, or just after an elided
+    "l'"/"d'" fused with the next word ("la dreste" -> "ladreste" ~ "l'adresse")."""
+    words = folded.split()
+    joined = "".join(words)
+    starts, pos = [], 0
+    for w in words:
+        starts.append(pos)
+        if w[0] in "ld" and len(w) > 1:
+            starts.append(pos + 1)
+        pos += len(w)
+    return any(_within_one_edit(joined[p:p + n], word)
+               for p in starts for n in (len(word) - 1, len(word), len(word) + 1))
 
 
 def answer_practice_question(profile: PracticeProfile, topic: str, *,

@@ -118,6 +118,26 @@ class Journal:
             return MessageOutcome(status="spooled", message="database unavailable: message "
                                                             "kept in the spool file for staff")
 
+    async def resolve_messages(self, *, ids: list[int], actor: str, call_id: str,
+                               note: str) -> int:
+        """Mark messages this call left for the staff as handled, ``note`` saying why ("the
+        booking was made later in the same call"): only the actor's own messages of this call;
+        nothing is deleted (the audit keeps both steps). Returns how many were resolved."""
+        self._check_actor(actor)
+        if not ids:
+            return 0
+        async with self.db.write() as s:
+            rows = (await s.scalars(select(StaffMessage).where(
+                StaffMessage.id.in_(ids), StaffMessage.call_id == call_id,
+                StaffMessage.created_by == actor, StaffMessage.handled_at.is_(None)))).all()
+            now = datetime.now(UTC)
+            for msg in rows:
+                msg.handled_at = now
+                msg.body = f"{msg.body} Resolved: {note}"
+                self._audit(s, actor=actor, action="message.resolve", entity="staff_message",
+                            entity_id=msg.id, call_id=call_id, details={"note": note})
+        return len(rows)
+
     async def start_call(self, *, call_id: str, caller_number: str | None = None,
                          actor: str = "assistant:telephony") -> bool:
         """Record the start of a call (idempotent). False if the database is down."""

@@ -472,4 +472,16 @@ async def test_after_a_hearing_check_a_birth_date_alone_goes_with_the_name_heard
     assert "redire" in reply
     reply = await _say(agent, "Né le 4 juin 1978.")
     assert "C'est noté, Paul Girard" in reply and len(tools.booked_ids()) == 1
+    # the failed attempt left a callback note for the staff; booked after all, it is resolved
+    from sqlalchemy import select
+
+    from records.models import AuditLog, StaffMessage
+
+    async with booking.db.session() as s:
+        notes = (await s.scalars(select(StaffMessage))).all()
+        resolved = (await s.scalars(select(AuditLog).where(
+            AuditLog.action == "message.resolve"))).all()
+    assert len(notes) == 1 and notes[0].handled_at is not None
+    assert "Booking not made" in notes[0].body and "booked later in the same call" in notes[0].body
+    assert [a.entity_id for a in resolved] == [str(notes[0].id)]
     assert llm.requests == []

@@ -317,7 +317,7 @@ async def snapshot(db: Any) -> dict[str, Any]:
                         "created_by": a.created_by}
                  for a in (await s.scalars(select(Appointment))).all()}
         msgs = {m.id: {"id": m.id, "kind": m.kind, "body": m.body, "caller_name": m.caller_name,
-                       "urgent": m.urgent}
+                       "urgent": m.urgent, "handled": m.handled_at is not None}
                 for m in (await s.scalars(select(StaffMessage))).all()}
     return {"appointments": appts, "messages": msgs, "patients": patients}
 
@@ -335,8 +335,10 @@ def db_diff(before: dict[str, Any], after: dict[str, Any]) -> DbDiff:
             diff.cancelled.append(row)
         elif (prev["start"], prev["practitioner"]) != (row["start"], row["practitioner"]):
             diff.moved.append(row)
+    # what the call leaves for the staff: a note it resolved itself (a booking that failed,
+    # then was made in the same call) is not a change
     diff.messages = [m for mid, m in sorted(after["messages"].items())
-                     if mid not in before["messages"]]
+                     if mid not in before["messages"] and not m.get("handled")]
     diff.patients_created = [n for pid, n in sorted(after["patients"].items())
                              if pid not in before["patients"]]
     return diff
@@ -581,8 +583,9 @@ async def run_audio_scenario(sc: Scenario, *, llm_url: str | None = None,
             before = await snapshot(seeded)
         finally:
             await seeded.dispose()
+        # the simulated caller says a turn once more when asked to, as a person would
         out = await run_demo(settings, wavs=wavs, fresh_db=False, demo_data=False,
-                             echo=echo or (lambda _m: None))
+                             echo=echo or (lambda _m: None), repeat_when_asked=True)
         after_db = Database(url=settings.db_url)
         try:
             diff = db_diff(before, await snapshot(after_db))

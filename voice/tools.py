@@ -20,6 +20,7 @@ from knowledge.vocabulary import appointment_type_for, practitioner_for, practit
 from voice.agent import Handoff, ToolResult
 from voice.changes import AppointmentChanges, change_intent
 from voice.llm import ToolCall
+from voice.tool_schemas import tool_schemas
 from voice.understanding import (
     asks_about_someone_else,
     booking_intent,
@@ -62,11 +63,7 @@ class _State:
     rule_turns: int = 0  # turns answered by the rules, without the LLM
     identity_asks: int = 0  # the identity asked again, not understood (a misheard name or date)
     name_heard: str | None = None  # the name of an identity read back for a hearing check
-
-
-def _schema(name: str, description: str, props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    return {"type": "function", "function": {"name": name, "description": description, "parameters": {
-        "type": "object", "properties": props, "required": required or []}}}
+    failed_messages: list[int] = field(default_factory=list)  # staff notes of failed bookings
 
 
 class PracticeTools:
@@ -95,39 +92,7 @@ class PracticeTools:
 
     # -- schema -------------------------------------------------------------------------------
     def schemas(self) -> list[dict[str, Any]]:
-        from knowledge.practice_info import TOPICS
-
-        return [
-            _schema("find_slots", "Cherche les créneaux libres dans l'agenda.", {
-                "practitioner": {"type": "string", "description": "Nom du médecin demandé, sinon vide"},
-                "day": {"type": "string", "description": "Jour demandé, mots du patient (jeudi, le 14, semaine prochaine)"},
-                "day_part": {"type": "string", "enum": ["matin", "après-midi", "soir"]},
-                "reason": {"type": "string", "description": "Motif court, avec les mots du patient"},
-            }),
-            _schema("book", "Réserve le créneau proposé, une fois le nom et la date de naissance connus.", {
-                "name": {"type": "string", "description": "Prénom et nom du patient"},
-                "birth_date": {"type": "string", "description": "Date de naissance, mots du patient"},
-                "time": {"type": "string", "description": "Heure choisie si différente du créneau proposé"},
-            }, ["name", "birth_date"]),
-            _schema("practice_info", "Informations sur le cabinet : horaires, adresse, tarifs, etc.", {
-                "topic": {"type": "string", "enum": list(TOPICS)},
-            }, ["topic"]),
-            _schema("leave_message", "Laisse un message au secrétariat (ordonnance, résultats, rappel).", {
-                "kind": {"type": "string", "enum": ["ordonnance", "resultats", "rappel", "question"]},
-                "message": {"type": "string"},
-                "name": {"type": "string"},
-            }, ["kind", "message"]),
-            _schema("cancel_appointment", "Annule le rendez-vous du patient (après vérification).", {
-                "name": {"type": "string", "description": "Prénom et nom du patient"},
-                "birth_date": {"type": "string", "description": "Date de naissance"},
-            }),
-            _schema("reschedule_appointment", "Déplace le rendez-vous du patient.", {
-                "name": {"type": "string"}, "birth_date": {"type": "string"},
-            }),
-            _schema("transfer_to_human", "Passe l'appel à une secrétaire.", {
-                "reason": {"type": "string"}}),
-            _schema("end_call", "Termine l'appel après avoir dit au revoir.", {}),
-        ]
+        return tool_schemas()
 
     # -- deterministic turn handling ----------------------------------------------------------
     async def on_user_turn(self, text: str) -> ToolResult | None:
@@ -458,6 +423,8 @@ class PracticeTools:
                                                call_id=self._call_id)
         if outcome.status == "booked":
             st.booked.append(str(outcome.appointment_id))
+            if st.failed_messages:  # "not booked" notes of this call's earlier attempts
+                await self._resolve_failed_messages(int(outcome.appointment_id))
             st.proposed, st.offered, st.accepted = None, [], False
             done = f"C'est noté, {first} {last} : rendez-vous {self._say_slot(slot)}."
             if st.for_child:
@@ -482,6 +449,8 @@ class PracticeTools:
                               say="Je n'arrive pas à accéder à l'agenda pour le moment. J'ai noté votre "
                                   "demande, le secrétariat vous rappellera pour la confirmer.",
                               handoff=Handoff("bot_failure", "agenda database unavailable"))
+        if outcome.staff_message_id is not None:
+            st.failed_messages.append(int(outcome.staff_message_id))
         if "birth date" in outcome.message:
             # same name on file with another date of birth: misheard, or someone else. The
             # words must not tell the caller whether anyone is on file: a hearing check.
@@ -494,6 +463,18 @@ class PracticeTools:
                                   "redire votre nom et votre date de naissance, s'il vous plaît ?")
         return ToolResult(content=f"invalid: {outcome.message}", ok=False,
                           say="Je ne peux pas réserver ce créneau. Voulez-vous une autre date ?")
+
+    async def _resolve_failed_messages(self, appointment_id: int) -> None:
+        """A booking that failed earlier in this call (a misheard birth date) left a callback
+        note for the staff; once the booking is made, that note is marked handled."""
+        ids, self.state.failed_messages = self.state.failed_messages, []
+        try:
+            await self._booking.resolve_messages(
+                ids=ids, actor=f"assistant:{self._call_id}", call_id=self._call_id,
+                note=f"booked later in the same call (appointment {appointment_id}).")
+        except Exception:  # the booking stands; the staff see the note and the booking
+            logger.warning("call %s: could not resolve the earlier booking notes",
+                           self._call_id, exc_info=True)
 
     async def _child_guardian(self, appointment_id: int) -> str | None:
         """A parent booked for their child: link the child's record to the parent's (verified)

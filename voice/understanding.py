@@ -69,7 +69,7 @@ def practice_question_topics(text: str) -> list[str]:
         return []
     topics: list[str] = []
     for part in re.split(r"\bet\b|,|\?|;", t):
-        topic = resolve_topic(part) if part.strip() else None
+        topic = resolve_topic(part, misheard=True) if part.strip() else None
         if topic == "out_of_hours" and re.search(r"\b(ferm|ouvr|heure|horaire)", part):
             topic = "hours"  # "vous fermez à quelle heure le soir ?" asks for the hours
         if topic in _INFO_TOPICS and topic not in topics:

@@ -135,6 +135,19 @@ def test_resolve_topic_and_faq(profile: PracticeProfile) -> None:
     assert match_faq(profile, "bonjour") is None
 
 
+@pytest.mark.parametrize(("heard", "topic"), [
+    ("Vous pouvez me rappeler la dreste cabine, s'il vous plaît.", "address"),  # CI, Whisper
+    ("Quelle est votre adrese ?", "address"),
+    ("Le paiment par carte, c'est possible ?", "payments"),
+    ("Je voudrais un rendez-vous demain.", None),
+    ("La détresse respiratoire, c'est grave ?", None),  # near "adresse", but not one letter off
+    ("Vous avez de la place jeudi ?", None),
+])
+def test_a_topic_word_misheard_by_one_letter_is_still_the_topic(heard: str, topic: str | None) -> None:
+    assert resolve_topic(heard, misheard=True) == topic
+    assert resolve_topic(heard) in (topic, None)  # exact keywords only, by default
+
+
 def test_profile_without_faq_says_unknown(profile: PracticeProfile) -> None:
     from dataclasses import replace
 

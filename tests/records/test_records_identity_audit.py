@@ -101,6 +101,26 @@ async def test_messages_and_calls(service: BookingService) -> None:
         assert msg is not None and paul is not None and msg.patient_id == paul.patient_id
 
 
+async def test_a_call_resolves_only_its_own_notes(service: BookingService) -> None:
+    mine = await service.leave_message(kind="callback", body="Booking not made.",
+                                       actor="assistant:call-7", call_id="call-7")
+    other_call = await service.leave_message(kind="callback", body="Rappeler.",
+                                             actor="assistant:call-8", call_id="call-8")
+    by_staff = await service.leave_message(kind="callback", body="Rappeler.",
+                                           actor="staff:alice", call_id="call-7")
+    ids = [m.message_id for m in (mine, other_call, by_staff) if m.message_id is not None]
+    assert len(ids) == 3
+    assert await service.resolve_messages(ids=ids, actor="assistant:call-7", call_id="call-7",
+                                          note="booked later in the same call.") == 1
+    async with service.db.session() as s:
+        rows = {m.id: m for m in [await s.get(StaffMessage, i) for i in ids] if m is not None}
+    assert rows[ids[0]].handled_at is not None and "Resolved: booked later" in rows[ids[0]].body
+    assert rows[ids[1]].handled_at is None and rows[ids[2]].handled_at is None
+    # a second resolve finds nothing left to resolve
+    assert await service.resolve_messages(ids=ids, actor="assistant:call-7", call_id="call-7",
+                                          note="again") == 0
+
+
 async def test_every_write_is_audited_with_its_actor(service: BookingService) -> None:
     start = datetime.combine(date(2026, 12, 1), time(10, 0), tzinfo=PARIS)
     booked = await service.book(practitioner_id="morel", appointment_type="consultation",
