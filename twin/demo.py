@@ -53,7 +53,7 @@ _ASKED_AGAIN = re.compile(r"\b(?:redire|redonner|répéter|repeter)\b|pas bien c
 
 def asked_to_repeat(last: list[str]) -> bool:
     """Whether the assistant's last words ask the caller to say it again (the simulated
-    caller then repeats its turn once, as a person would when misheard)."""
+    caller then repeats its turn, up to twice, as a person would when misheard)."""
     return bool(last) and _ASKED_AGAIN.search(last[-1]) is not None
 
 
@@ -66,7 +66,7 @@ async def run_demo(settings: Settings, *, wavs: list[Path], echo: Any = click.ec
                    repeat_when_asked: bool = False) -> dict[str, Any]:
     """Run one simulated call; return a summary (also used by the tests and the bench).
 
-    ``repeat_when_asked``: the caller says a turn once more when the assistant asks for it
+    ``repeat_when_asked``: the caller says a turn again (up to twice) when the assistant asks for it
     (a misheard date of birth, say), as a person would; otherwise the script is played as is.
 
     ``demo_data``: seed the demo practice's fictional patients (``twin demo``, the scenario
@@ -100,7 +100,8 @@ async def run_demo(settings: Settings, *, wavs: list[Path], echo: Any = click.ec
             record_to = settings.recordings_path / f"demo-caller-{time.strftime('%Y%m%d-%H%M%S')}.wav"
             sim = CallerSimulator(host="127.0.0.1", port=server.port, sample_rate=8000)
             again = (lambda: asked_to_repeat(said[-1:])) if repeat_when_asked else None
-            turns = [PatientTurn(wav=w, repeat_if=again) for w in wavs]
+            # a person asked again says it again, and once more if still misheard
+            turns = [PatientTurn(wav=w, repeat_if=again, max_repeats=2) for w in wavs]
             recording = await sim.run(turns, record_to=record_to)
             for _ in range(100):  # the server side finishes its bookkeeping
                 if reports:
