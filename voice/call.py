@@ -140,7 +140,8 @@ def build_call_handler(services: VoiceServices, *,
         agent, tools = make_agent(services, call_id=call_id, caller_number=caller)
         await _safe(services.booking.start_call(call_id=call_id, caller_number=caller))
         pipeline = CallPipeline(session=session, agent=agent,
-                                stt=WhisperSTT(engine=services.whisper),
+                                stt=WhisperSTT(engine=services.whisper,
+                                               vad_stop_s=services.vad_stop_s),
                                 tts=make_tts_service(services.tts_engine), on_text=text_cb,
                                 vad_stop_s=services.vad_stop_s)
         outcome_label = "error"
