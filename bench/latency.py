@@ -66,7 +66,7 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     name, _, rest = text.partition(":")
     pairs = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
     unknown = set(pairs) - {"stt.window", "stt.vad_stop_s", "stt.beam_size", "policy",
-                          "llm.early_ack", "llm.warm_turns"}
+                          "llm.early_ack", "llm.warm_turns", "stt.late_wait_s"}
     if unknown:
         raise SystemExit(f"--variant {text}: unknown key(s) {', '.join(sorted(unknown))}")
     return name, pairs
@@ -84,6 +84,8 @@ def apply_variant(services: Any, pairs: dict[str, str], *, policy: str = "rules"
     services.vad_stop_s = float(pairs.get("stt.vad_stop_s", 0.2))
     services.early_ack = pairs.get("llm.early_ack", "1").lower() not in {"0", "false", "no"}
     services.warm_turns = pairs.get("llm.warm_turns", "1").lower() not in {"0", "false", "no"}
+    late = pairs.get("stt.late_wait_s")
+    services.late_transcript_wait_s = None if late is None else float(late)
     if "stt.beam_size" in pairs:
         services.whisper.beam_size = int(pairs["stt.beam_size"])
 

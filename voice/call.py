@@ -39,6 +39,8 @@ class VoiceServices:
     twin_llm: ChatLLM | None = None  # the twin policy's model; None: ``llm``
     now: Callable[[], datetime] | None = None  # the calls' clock; None: the practice's now
     vad_stop_s: float = 0.2  # the VAD's hangover before smart-turn decides (voice.pipeline)
+    late_transcript_wait_s: float | None = None  # pipecat's wait for a late transcript (None:
+    # the VAD hangover + 0.05 s, voice.stt.WhisperSTT; bench/latency.py compares it with 1.0 s)
     # "Un instant, je regarde." as soon as the model starts writing a slow action (a search,
     # a booking), rather than once the action is complete (a lever, switched off to compare)
     early_ack: bool = True
@@ -141,7 +143,10 @@ def build_call_handler(services: VoiceServices, *,
         await _safe(services.booking.start_call(call_id=call_id, caller_number=caller))
         pipeline = CallPipeline(session=session, agent=agent,
                                 stt=WhisperSTT(engine=services.whisper,
-                                               vad_stop_s=services.vad_stop_s),
+                                               vad_stop_s=services.vad_stop_s,
+                                               **({} if services.late_transcript_wait_s is None
+                                                  else {"ttfs_p99_latency":
+                                                        services.late_transcript_wait_s})),
                                 tts=make_tts_service(services.tts_engine), on_text=text_cb,
                                 vad_stop_s=services.vad_stop_s)
         outcome_label = "error"

@@ -37,6 +37,7 @@ except ModuleNotFoundError as e:  # pragma: no cover - install hint
     raise ImportError(f"voice.stt needs pipecat: pip install -e '.[voice]' ({e})") from e
 
 WHISPER_RATE = 16000
+LATE_TRANSCRIPT_MARGIN_S = 0.05  # pipecat's late-transcript wait past the VAD hangover
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,8 @@ class WhisperSTT(SegmentedSTTService):
         # 1.0 s by default) only delays: when smart-turn closes a split utterance on its first
         # piece, the re-transcribed whole arrives after and opened a new turn that waited
         # 1.0 - vad_stop_s = 0.8 s before it was answered (every split turn in bench/latency.py).
-        kwargs.setdefault("ttfs_p99_latency", vad_stop_s)
+        # (a little over the hangover: pipecat warns that an equal value "collapses" its wait)
+        kwargs.setdefault("ttfs_p99_latency", vad_stop_s + LATE_TRANSCRIPT_MARGIN_S)
         super().__init__(settings=STTSettings(model=str(engine.model_dir.name), language=engine.language),
                          **kwargs)
         self._engine = engine
