@@ -112,6 +112,7 @@ async def run_calls(services: Any, args: argparse.Namespace, *, calls: int, conc
                     data_dir: Path) -> dict[str, Any]:
     from telephony.server import AudioSocketServer
     from telephony.simulator import CallerSimulator, PatientTurn
+    from twin.demo import fmt_seconds
     from voice.call import CallReport, build_call_handler
 
     reports: list[CallReport] = []
@@ -148,8 +149,7 @@ async def run_calls(services: Any, args: argparse.Namespace, *, calls: int, conc
                 print(f"    {who:>9} › {text}", file=sys.stderr)
             print(f"    booked={r.booked} handoff={r.handoff}", file=sys.stderr)
             for t in r.turns:  # each timed turn's stages, from the end of speech
-                def f(v: Any) -> str:
-                    return "   -  " if v is None else f"{v:5.2f}s"
+                f = fmt_seconds
                 print(f"      turn end {f(t.get('turn_end_s'))} transcript {f(t.get('stt_s'))} "
                       f"→ 1st text {f(t.get('llm_first_token_s'))} v2v {f(t.get('voice_to_voice_s'))}"
                       f" llm={t.get('llm')} ({len(t.get('text') or '')} chars)", file=sys.stderr)

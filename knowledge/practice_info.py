@@ -149,9 +149,10 @@ def resolve_topic(topic: str, *, misheard: bool = False) -> str | None:
     for name, words in _KEYWORDS:
         if any(f" {w}" in padded for w in words):
             return name
-    for name, words in _KEYWORDS if misheard else ():  # "la dreste cabine": l'adresse
-        if any(" " not in w and len(w) >= 7 and _sounds_like(t, w) for w in words):
-            return name
+    if misheard:  # "la dreste cabine": l'adresse
+        for name, words in _KEYWORDS:
+            if any(" " not in w and len(w) >= 7 and _sounds_like(t, w) for w in words):
+                return name
     return None
 
 

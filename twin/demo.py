@@ -57,7 +57,8 @@ def asked_to_repeat(last: list[str]) -> bool:
     return bool(last) and _ASKED_AGAIN.search(last[-1]) is not None
 
 
-def _fmt(v: float | None) -> str:
+def fmt_seconds(v: float | None) -> str:
+    """A stage time for a table column (``-`` when the stage did not happen)."""
     return "   -  " if v is None else f"{v:5.2f}s"
 
 
@@ -151,8 +152,8 @@ def demo(config: Path | None, wavs: tuple[Path, ...], json_out: Path | None) -> 
     click.echo("  transcript   first LLM text  first TTS audio  voice-to-voice   patient said")
     v2v = []
     for t in report.turns:
-        click.echo(f"  {_fmt(t['stt_s'])}       {_fmt(t['llm_first_token_s'])}         "
-                   f"{_fmt(t['tts_first_audio_s'])}          {_fmt(t['voice_to_voice_s'])}         "
+        click.echo(f"  {fmt_seconds(t['stt_s'])}       {fmt_seconds(t['llm_first_token_s'])}         "
+                   f"{fmt_seconds(t['tts_first_audio_s'])}          {fmt_seconds(t['voice_to_voice_s'])}         "
                    f"{t['text'][:50]}")
         if t["voice_to_voice_s"] is not None:
             v2v.append(t["voice_to_voice_s"])

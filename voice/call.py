@@ -144,9 +144,7 @@ def build_call_handler(services: VoiceServices, *,
         pipeline = CallPipeline(session=session, agent=agent,
                                 stt=WhisperSTT(engine=services.whisper,
                                                vad_stop_s=services.vad_stop_s,
-                                               **({} if services.late_transcript_wait_s is None
-                                                  else {"ttfs_p99_latency":
-                                                        services.late_transcript_wait_s})),
+                                               late_transcript_wait_s=services.late_transcript_wait_s),
                                 tts=make_tts_service(services.tts_engine), on_text=text_cb,
                                 vad_stop_s=services.vad_stop_s)
         outcome_label = "error"

@@ -146,13 +146,15 @@ class WhisperSTT(SegmentedSTTService):
 
     MAX_TURN_S = 25.0
 
-    def __init__(self, *, engine: WhisperEngine, vad_stop_s: float = 0.2, **kwargs: Any) -> None:
+    def __init__(self, *, engine: WhisperEngine, vad_stop_s: float = 0.2,
+                 late_transcript_wait_s: float | None = None, **kwargs: Any) -> None:
         # Each transcript here is final, so pipecat's wait for a late transcript ("TTFS p99",
         # 1.0 s by default) only delays: when smart-turn closes a split utterance on its first
         # piece, the re-transcribed whole arrives after and opened a new turn that waited
         # 1.0 - vad_stop_s = 0.8 s before it was answered (every split turn in bench/latency.py).
         # (a little over the hangover: pipecat warns that an equal value "collapses" its wait)
-        kwargs.setdefault("ttfs_p99_latency", vad_stop_s + LATE_TRANSCRIPT_MARGIN_S)
+        kwargs["ttfs_p99_latency"] = (vad_stop_s + LATE_TRANSCRIPT_MARGIN_S
+                                      if late_transcript_wait_s is None else late_transcript_wait_s)
         super().__init__(settings=STTSettings(model=str(engine.model_dir.name), language=engine.language),
                          **kwargs)
         self._engine = engine
