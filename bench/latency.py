@@ -66,7 +66,8 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     name, _, rest = text.partition(":")
     pairs = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
     unknown = set(pairs) - {"stt.window", "stt.vad_stop_s", "stt.beam_size", "policy",
-                          "llm.early_ack", "llm.warm_turns", "stt.late_wait_s"}
+                          "llm.early_ack", "llm.warm_turns", "stt.late_wait_s",
+                          "stt.speculate_after_s"}
     if unknown:
         raise SystemExit(f"--variant {text}: unknown key(s) {', '.join(sorted(unknown))}")
     return name, pairs
@@ -84,6 +85,8 @@ def apply_variant(services: Any, pairs: dict[str, str], *, policy: str = "rules"
     services.vad_stop_s = float(pairs.get("stt.vad_stop_s", 0.2))
     services.early_ack = pairs.get("llm.early_ack", "1").lower() not in {"0", "false", "no"}
     services.warm_turns = pairs.get("llm.warm_turns", "1").lower() not in {"0", "false", "no"}
+    spec = float(pairs.get("stt.speculate_after_s", 0.0))
+    services.speculate_after_s = spec if spec >= 0 else None
     late = pairs.get("stt.late_wait_s")
     services.late_transcript_wait_s = None if late is None else float(late)
     if "stt.beam_size" in pairs:
@@ -152,7 +155,11 @@ async def run_calls(services: Any, args: argparse.Namespace, *, calls: int, conc
                 f = fmt_seconds
                 print(f"      turn end {f(t.get('turn_end_s'))} transcript {f(t.get('stt_s'))} "
                       f"→ 1st text {f(t.get('llm_first_token_s'))} v2v {f(t.get('voice_to_voice_s'))}"
-                      f" llm={t.get('llm')} ({len(t.get('text') or '')} chars)", file=sys.stderr)
+                      f" llm={t.get('llm')} spec={t.get('speculative')} ({len(t.get('text') or '')}"
+                      " chars)", file=sys.stderr)
+    timed = [t for r in reports for t in r.turns]
+    print(f"  transcripts decoded at the pause's onset: {sum(bool(t.get('speculative')) for t in timed)}"
+          f" of {len(timed)} timed turns", file=sys.stderr)
     return summarise(reports, caller_v2v)
 
 
@@ -211,7 +218,8 @@ if __name__ == "__main__":
                         "base model without one); variants may switch it with policy=...")
     p.add_argument("--variant", action="append", default=[],
                    help="NAME:key=value,... levers for one row set (stt.window, stt.vad_stop_s, "
-                        "stt.beam_size, policy, llm.early_ack, llm.warm_turns); repeat to compare in one run")
+                        "stt.beam_size, stt.late_wait_s, stt.speculate_after_s (<0: off), policy, llm.early_ack, "
+                        "llm.warm_turns); repeat to compare in one run")
     p.add_argument("--fixtures", type=Path,
                    default=Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "calls")
     p.add_argument("--config", type=Path, default=None)

@@ -201,7 +201,9 @@ async def voice_runtime(settings: Settings, *, seed_demo: bool = False, audio: b
                                                       data=data, note=note)
         services = VoiceServices(llm=llm, whisper=whisper, tts_engine=tts, booking=booking,
                                  profile=profile, safety=safety, policy=settings.policy,
-                                 twin_llm=twin_llm, vad_stop_s=settings.stt.vad_stop_s)
+                                 twin_llm=twin_llm, vad_stop_s=settings.stt.vad_stop_s,
+                                 speculate_after_s=(settings.stt.speculate_after_s
+                                                    if settings.stt.speculate_after_s >= 0 else None))
         t = time.monotonic()
         agent, _tools = make_agent(services, call_id="warm-up")
         agent.greeting()

@@ -52,6 +52,10 @@ class STTSettings:
     vad_stop_s: float = field(default=0.2, metadata={
         "help": "Silence (s) before the VAD ends a speech segment; smart-turn v3 then decides "
                 "whether the turn is over. Longer: fewer split sentences, slower answers."})
+    speculate_after_s: float = field(default=0.0, metadata={
+        "help": "Start decoding this long (s) into a pause, before the VAD calls the speech "
+                "over; kept if nothing but quiet follows, so the transcript is ready up to "
+                "vad_stop_s sooner. Negative: off (decode at the VAD's stop)."})
     window: str = field(default="fit", metadata={
         "help": "fit: encode the utterance plus 1 s (at least 20 s) instead of Whisper's fixed "
                 "30 s window (half the time per utterance, same or better WER on the phone "

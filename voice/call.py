@@ -41,6 +41,8 @@ class VoiceServices:
     vad_stop_s: float = 0.2  # the VAD's hangover before smart-turn decides (voice.pipeline)
     late_transcript_wait_s: float | None = None  # pipecat's wait for a late transcript (None:
     # the VAD hangover + 0.05 s, voice.stt.WhisperSTT; bench/latency.py compares it with 1.0 s)
+    # decode this long into a pause, before the VAD's stop (voice.stt.WhisperSTT); None: off
+    speculate_after_s: float | None = 0.0
     # "Un instant, je regarde." as soon as the model starts writing a slow action (a search,
     # a booking), rather than once the action is complete (a lever, switched off to compare)
     early_ack: bool = True
@@ -144,7 +146,8 @@ def build_call_handler(services: VoiceServices, *,
         pipeline = CallPipeline(session=session, agent=agent,
                                 stt=WhisperSTT(engine=services.whisper,
                                                vad_stop_s=services.vad_stop_s,
-                                               late_transcript_wait_s=services.late_transcript_wait_s),
+                                               late_transcript_wait_s=services.late_transcript_wait_s,
+                                               speculate_after_s=services.speculate_after_s),
                                 tts=make_tts_service(services.tts_engine), on_text=text_cb,
                                 vad_stop_s=services.vad_stop_s)
         outcome_label = "error"

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voice.agent import CallAgent, Handoff
+from voice.vad import PauseAwareVAD
 
 try:
-    from pipecat.audio.vad.silero import SileroVADAnalyzer
     from pipecat.audio.vad.vad_analyzer import VADParams
     from pipecat.frames.frames import (
         BotStartedSpeakingFrame,
@@ -64,6 +64,9 @@ logger = logging.getLogger(__name__)
 # whether the turn is complete (answer now) or not (wait for more, up to the stop timeout), so
 # the hangover can be short; the split-utterance hold (below) keeps a paused sentence whole.
 VAD_STOP_SECS = 0.2
+# How long a turn is held when the VAD hears speech it has not confirmed as a start yet (its
+# start_secs is 0.2 s): a confirmed start keeps it held for the whole utterance.
+START_CONFIRM_S = 0.3
 
 
 @dataclass
@@ -77,6 +80,7 @@ class TurnTiming:
     tts_first_audio: float | None = None
     bot_started: float | None = None
     text: str = ""
+    speculative: bool = False  # the transcript was decoded at the pause's onset (voice.stt)
 
     def _d(self, a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None else b - a
@@ -104,7 +108,7 @@ class TurnTiming:
     def as_dict(self) -> dict[str, Any]:
         return {"text": self.text, "stt_s": self.stt_s, "turn_end_s": self.turn_end_s,
                 "llm_first_token_s": self.llm_s, "tts_first_audio_s": self.tts_s,
-                "voice_to_voice_s": self.voice_to_voice_s}
+                "voice_to_voice_s": self.voice_to_voice_s, "speculative": self.speculative}
 
     def log_line(self) -> str:
         """Stage timings from the end of speech, for the call's log (no words)."""
@@ -147,7 +151,8 @@ class _LatencyObserver(BaseObserver):
                 self._turns[-1].turn_end = now  # the transcript came first
         elif isinstance(frame, TranscriptionFrame):
             turn = TurnTiming(speech_end=self._pending_end, transcript=now, text=frame.text,
-                              turn_end=self._turn_end)
+                              turn_end=self._turn_end,
+                              speculative=bool(getattr(frame.result, "speculative", False)))
             self._turns.append(turn)
         elif self._turns:
             turn = self._turns[-1]
@@ -167,9 +172,11 @@ class _AgentProcessor(FrameProcessor):
 
     def __init__(self, *, agent: CallAgent, on_agent_done: Callable[[], Awaitable[None]],
                  on_text: Callable[[str, str], None] | None = None,
-                 stt_segments_done: Callable[[], int] | None = None) -> None:
+                 stt_segments_done: Callable[[], int] | None = None,
+                 caller_active: Callable[[], bool] | None = None) -> None:
         super().__init__()
         self._stt_segments_done = stt_segments_done
+        self._caller_active = caller_active
         self._agent = agent
         self._on_agent_done = on_agent_done
         self._on_text = on_text or (lambda _who, _text: None)
@@ -245,6 +252,14 @@ class _AgentProcessor(FrameProcessor):
             self._held_text = text
             if not self._user_speaking:  # a later segment is being transcribed
                 self._held_timer = self.create_task(self._answer_held_later())
+            return
+        if self._caller_active is not None and self._caller_active():
+            # the VAD hears speech it has not yet confirmed as a start: the patient is likely
+            # going on after a pause ("Je suis Paul Girard, … né le …"); hold the turn until
+            # the start is confirmed (then the whole utterance comes) or answer it if not
+            logger.debug("holding the turn: speech heard, start not yet confirmed")
+            self._held_text = text
+            self._held_timer = self.create_task(self._answer_held_later(wait_s=START_CONFIRM_S))
             return
         self._held_text = ""
         self._spoke = False
@@ -363,13 +378,16 @@ class CallPipeline:
 
         transport = AudioSocketTransport(session=self._session, on_hangup=self._caller_hung_up)
         context = LLMContext()
+        vad = PauseAwareVAD(params=VADParams(stop_secs=self._vad_stop_s),
+                            on_quiet=getattr(self._stt, "speech_quiet", None),
+                            on_speech=getattr(self._stt, "speech_resumed", None))
         user = LLMUserAggregator(context, params=LLMUserAggregatorParams(
-            vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=self._vad_stop_s)),
-            user_turn_stop_timeout=3.0))
+            vad_analyzer=vad, user_turn_stop_timeout=3.0))
         agent_proc = _AgentProcessor(agent=self._agent, on_agent_done=self._agent_finished,
                                      on_text=self._on_text,
                                      stt_segments_done=(lambda: int(self._stt.completed_segments))
-                                     if hasattr(self._stt, "completed_segments") else None)
+                                     if hasattr(self._stt, "completed_segments") else None,
+                                     caller_active=vad.hearing_speech)
         pipeline = Pipeline([transport.input(), self._stt, user, agent_proc, self._tts,
                              transport.output()])
         rate = int(self._session.sample_rate)

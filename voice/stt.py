@@ -9,11 +9,12 @@ garbles: names and dates.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import threading
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from knowledge.privacy import redacted
-from voice.whisper_fit import echoes_prompt, transcribe_fitted
+from voice.whisper_fit import TranscriptionCancelled, echoes_prompt, transcribe_fitted
 
-__all__ = ["Transcript", "WhisperEngine", "WhisperSTT"]
+__all__ = ["Transcript", "TranscriptionCancelled", "WhisperEngine", "WhisperSTT"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class Transcript:
     avg_logprob: float
     audio_s: float
     elapsed_s: float
+    speculative: bool = False  # decoded at the pause's onset, before the VAD's stop
 
 
 class WhisperEngine:
@@ -73,6 +75,8 @@ class WhisperEngine:
         # them); more calls wait for a free one. ``twin serve`` admits calls by this pace.
         self.workers = max(1, workers)
         self._slots = threading.BoundedSemaphore(self.workers)
+        self._pending = 0  # decodes running or waiting for a slot
+        self._pending_lock = threading.Lock()
         self.decode_s: float | None = None  # recent decode time (moving average), seconds
 
     def load(self) -> None:
@@ -88,9 +92,28 @@ class WhisperEngine:
                                    local_files_only=True)
         logger.info("Whisper loaded from %s", self.model_dir)
 
-    def transcribe(self, pcm: bytes, sample_rate: int) -> Transcript:
+    @property
+    def idle(self) -> bool:
+        """No decode is running or waiting (a speculative one would delay nobody)."""
+        with self._pending_lock:
+            return self._pending == 0
+
+    def transcribe(self, pcm: bytes, sample_rate: int, *,
+                   cancelled: Callable[[], bool] | None = None) -> Transcript:
+        """Transcribe 16-bit mono ``pcm``. ``cancelled`` (checked once a slot is free and
+        again once the audio is encoded) makes it raise :class:`TranscriptionCancelled`."""
         if self._model is None:
             raise RuntimeError("WhisperEngine.load() was not called")
+        with self._pending_lock:
+            self._pending += 1
+        try:
+            return self._transcribe(pcm, sample_rate, cancelled)
+        finally:
+            with self._pending_lock:
+                self._pending -= 1
+
+    def _transcribe(self, pcm: bytes, sample_rate: int,
+                    cancelled: Callable[[], bool] | None) -> Transcript:
         started = time.monotonic()
         audio = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
         if sample_rate != WHISPER_RATE:
@@ -98,9 +121,12 @@ class WhisperEngine:
 
             audio = soxr.resample(audio, sample_rate, WHISPER_RATE)
         with self._slots:  # 2 cores are better used by one decode than by two
+            if cancelled is not None and cancelled():
+                raise TranscriptionCancelled
             t = time.monotonic()
             fitted = (transcribe_fitted(self._model, audio, language=self.language,
-                                        beam_size=self.beam_size, initial_prompt=self.initial_prompt)
+                                        beam_size=self.beam_size, initial_prompt=self.initial_prompt,
+                                        cancelled=cancelled)
                       if self.window == "fit" else None)
             if fitted is None:
                 segments, info = self._model.transcribe(
@@ -133,6 +159,13 @@ class WhisperEngine:
                           audio_s=len(audio) / WHISPER_RATE, elapsed_s=time.monotonic() - started)
 
 
+@dataclass
+class _Speculation:
+    audio: bytes  # the turn's audio at the pause's onset (no trailing silence)
+    task: asyncio.Task[Transcript | None]
+    called_off: threading.Event
+
+
 class WhisperSTT(SegmentedSTTService):
     """pipecat segmented STT over a shared :class:`WhisperEngine`.
 
@@ -142,12 +175,21 @@ class WhisperSTT(SegmentedSTTService):
     last spoke: Whisper always encodes a 30 s window, so this costs no more, and the
     transcript of a split utterance comes out whole. ``TranscriptionFrame.result``
     is a :class:`Transcript`; ``segments > 1`` marks such a re-transcription.
+
+    Speculative decoding: the VAD waits ``vad_stop_s`` of quiet before it calls the speech
+    over. When it reports ``speculate_after_s`` of quiet (``speech_quiet``, from
+    :class:`voice.vad.PauseAwareVAD`) and Whisper is idle, the turn so far is decoded at
+    once; if the VAD then stops with nothing but its quiet hangover added, that transcript is
+    the segment's, ready up to the hangover sooner. Speech again (``speech_resumed``) calls it
+    off: the decoder is skipped if the encoder has not finished, and the result is dropped.
+    ``None`` turns it off.
     """
 
     MAX_TURN_S = 25.0
 
     def __init__(self, *, engine: WhisperEngine, vad_stop_s: float = 0.2,
-                 late_transcript_wait_s: float | None = None, **kwargs: Any) -> None:
+                 late_transcript_wait_s: float | None = None,
+                 speculate_after_s: float | None = 0.0, **kwargs: Any) -> None:
         # Each transcript here is final, so pipecat's wait for a late transcript ("TTFS p99",
         # 1.0 s by default) only delays: when smart-turn closes a split utterance on its first
         # piece, the re-transcribed whole arrives after and opened a new turn that waited
@@ -161,6 +203,12 @@ class WhisperSTT(SegmentedSTTService):
         self.last: Transcript | None = None
         self._turn_audio = bytearray()
         self._completed = 0
+        self._vad_stop_s = vad_stop_s
+        self._speculate_after_s = speculate_after_s
+        self._spec: _Speculation | None = None
+        self._in_stt = False
+        # speculations started / whose transcript was the segment's / called off or not matching
+        self.speculation_counts = {"started": 0, "used": 0, "dropped": 0}
 
     @property
     def completed_segments(self) -> int:
@@ -171,7 +219,61 @@ class WhisperSTT(SegmentedSTTService):
         if isinstance(frame, BotStartedSpeakingFrame):
             self._turn_audio.clear()  # the bot answered: a new utterance starts
             self._completed = 0
+            self.speech_resumed()
         await super().process_frame(frame, direction)
+
+    async def cleanup(self) -> None:
+        self.speech_resumed()
+        await super().cleanup()
+
+    def speech_quiet(self, quiet_s: float) -> None:
+        """The VAD has heard ``quiet_s`` of quiet since the caller's last speech, short of its
+        stop: decode the turn so far now, if nothing else waits for Whisper."""
+        if (self._speculate_after_s is None or quiet_s < self._speculate_after_s
+                or self._spec is not None or self._in_stt or not self._user_speaking
+                or not self._engine.idle):
+            return
+        audio = bytes(self._turn_audio) + bytes(self._audio_buffer)
+        called_off = threading.Event()
+        pcm = audio + self._trailing_silence()
+        task = self.create_task(self._decode_speculatively(pcm, called_off),
+                                name="whisper-speculative")
+        self._spec = _Speculation(audio=audio, task=task, called_off=called_off)
+        self.speculation_counts["started"] += 1
+
+    async def _decode_speculatively(self, pcm: bytes, called_off: threading.Event) -> Transcript | None:
+        try:
+            return await asyncio.to_thread(self._engine.transcribe, pcm, self.sample_rate,
+                                           cancelled=called_off.is_set)
+        except TranscriptionCancelled:
+            return None
+        except Exception as exc:  # the segment is decoded again when the VAD stops
+            logger.warning("speculative transcription failed: %r", exc)
+            return None
+
+    def speech_resumed(self) -> None:
+        """The caller spoke again (or the bot did): the speculative decode is not the turn's."""
+        spec, self._spec = self._spec, None
+        if spec is not None:
+            spec.called_off.set()
+            self.speculation_counts["dropped"] += 1
+
+    async def _speculative_result(self, audio: bytes) -> Transcript | None:
+        """The speculative transcript if ``audio`` is its audio plus only the VAD's quiet."""
+        spec, self._spec = self._spec, None
+        if spec is None:
+            return None
+        tail = len(audio) - len(spec.audio)
+        if not audio.startswith(spec.audio) or tail > int((self._vad_stop_s + 0.5) * self.sample_rate) * 2:
+            spec.called_off.set()
+            self.speculation_counts["dropped"] += 1
+            return None
+        result = await spec.task
+        if result is None:  # failed: decode the segment itself
+            self.speculation_counts["dropped"] += 1
+            return None
+        self.speculation_counts["used"] += 1
+        return dataclasses.replace(result, speculative=True)
 
     @property
     def wants_wav_segments(self) -> bool:
@@ -189,20 +291,25 @@ class WhisperSTT(SegmentedSTTService):
         if len(self._turn_audio) > limit:
             del self._turn_audio[:len(self._turn_audio) - limit]
         pcm = bytes(self._turn_audio) + pad
+        self._in_stt = True
         await self.start_processing_metrics()
         try:
-            result = await asyncio.to_thread(self._engine.transcribe, pcm, self.sample_rate)
+            result = await self._speculative_result(pcm[:len(pcm) - len(pad)])
+            if result is None:
+                result = await asyncio.to_thread(self._engine.transcribe, pcm, self.sample_rate)
         except Exception as exc:
             logger.exception("transcription failed")
             yield ErrorFrame(error=f"transcription failed: {exc}")
             return
         finally:
+            self._in_stt = False
             self._completed += 1
             await self.stop_processing_metrics()
         self.last = result
-        logger.info("STT %.2fs for %.1fs audio: %s", result.elapsed_s, result.audio_s,
-                    redacted(result.text))
+        logger.info("STT %.2fs for %.1fs audio%s: %s", result.elapsed_s, result.audio_s,
+                    " (speculative)" if result.speculative else "", redacted(result.text))
         if result.text:
             frame = TranscriptionFrame(text=result.text, user_id="caller",
                                        timestamp=time_now_iso8601(), result=result)
             yield frame
+

@@ -18,18 +18,24 @@ from __future__ import annotations
 import math
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["FitResult", "echoes_prompt", "fitted_frames", "transcribe_fitted"]
+__all__ = ["FitResult", "TranscriptionCancelled", "echoes_prompt", "fitted_frames",
+           "transcribe_fitted"]
 
 FRAMES_PER_S = 100  # Whisper: 10 ms hop
 FULL_FRAMES = 3000
 MIN_FRAMES = 2000  # never encode less than 20 s: shorter windows derail more often on names
 # and dates (measured on the phone fixtures, docs/PERFORMANCE.md)
 TAIL_FRAMES = 100  # 1 s of silence after the speech, as the model expects an ending
+
+
+class TranscriptionCancelled(Exception):
+    """A speculative transcription was called off (the caller spoke again) before decoding."""
 
 
 @dataclass(frozen=True)
@@ -73,12 +79,15 @@ def _looks_derailed(text: str, tokens: int, audio_s: float, avg_logprob: float) 
 
 
 def transcribe_fitted(model: Any, audio: np.ndarray, *, language: str, beam_size: int,
-                      initial_prompt: str | None) -> FitResult | None:
+                      initial_prompt: str | None,
+                      cancelled: Callable[[], bool] | None = None) -> FitResult | None:
     """Decode ``audio`` (16 kHz float32) with ``model`` (a loaded
     ``faster_whisper.WhisperModel``) on a fitted window.
 
     Returns ``None`` when the audio is longer than one window or the fitted decode looks
-    derailed: the caller then runs faster-whisper's own 30 s path.
+    derailed: the caller then runs faster-whisper's own 30 s path. Raises
+    :class:`TranscriptionCancelled` when ``cancelled()`` is true once the audio is encoded
+    (the decoder, two thirds of the time, is then not paid).
     """
     import ctranslate2
     from faster_whisper.tokenizer import Tokenizer
@@ -99,6 +108,8 @@ def transcribe_fitted(model: Any, audio: np.ndarray, *, language: str, beam_size
     batch = ctranslate2.StorageView.from_array(
         np.ascontiguousarray(features[np.newaxis].astype(np.float32)))
     encoded = model.model.encode(batch, to_cpu=False)
+    if cancelled is not None and cancelled():
+        raise TranscriptionCancelled
     result = model.model.generate(
         encoded, [prompt], beam_size=beam_size, max_length=224, return_scores=True,
         return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1])[0]
