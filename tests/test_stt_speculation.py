@@ -137,3 +137,42 @@ def test_a_pause_shorter_than_the_setting_starts_nothing() -> None:
     stt._user_speaking = True  # the VAD has confirmed speech (pipecat's own flag)
     stt.speech_quiet(0.04)
     assert stt.speculation_counts["started"] == 0
+
+
+def test_a_speculative_decode_yields_to_another_calls_decode(tmp_path: Path) -> None:
+    """Whisper decodes one utterance at a time: a speculation must not make another call's
+    real transcript wait behind it."""
+    import concurrent.futures
+
+    import numpy as np
+
+    from voice.stt import WhisperEngine
+
+    class Segment:
+        text, no_speech_prob, avg_logprob = "Bonjour.", 0.1, -0.2
+
+    class Info:
+        language = "fr"
+
+    class Model:  # faster-whisper's surface on the 30 s path
+        def transcribe(self, audio: np.ndarray, **kw: object) -> tuple[object, Info]:
+            return iter([Segment()]), Info()
+
+    engine = WhisperEngine(model_dir=tmp_path, window="full")
+    engine._model = Model()
+    pcm = np.zeros(8000, np.int16).tobytes()
+    engine._slots.acquire()  # a decode in progress
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        spec = pool.submit(engine.transcribe, pcm, 8000, cancelled=lambda: False)
+        deadline = time.monotonic() + 60
+        waiters = engine._slots._cond._waiters  # type: ignore[attr-defined]  # CPython's
+        while len(waiters) < 1 and time.monotonic() < deadline:  # the speculation waits first
+            time.sleep(0.01)
+        real = pool.submit(engine.transcribe, pcm, 8000)
+        while engine._waiting == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        engine._slots.release()
+        with pytest.raises(TranscriptionCancelled):
+            spec.result(timeout=60)
+        assert real.result(timeout=60).text == "Bonjour."
+    assert engine.idle

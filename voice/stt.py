@@ -76,6 +76,7 @@ class WhisperEngine:
         self.workers = max(1, workers)
         self._slots = threading.BoundedSemaphore(self.workers)
         self._pending = 0  # decodes running or waiting for a slot
+        self._waiting = 0  # decodes that are not speculative, waiting for a slot
         self._pending_lock = threading.Lock()
         self.decode_s: float | None = None  # recent decode time (moving average), seconds
 
@@ -100,27 +101,41 @@ class WhisperEngine:
 
     def transcribe(self, pcm: bytes, sample_rate: int, *,
                    cancelled: Callable[[], bool] | None = None) -> Transcript:
-        """Transcribe 16-bit mono ``pcm``. ``cancelled`` (checked once a slot is free and
-        again once the audio is encoded) makes it raise :class:`TranscriptionCancelled`."""
+        """Transcribe 16-bit mono ``pcm``. A decode with ``cancelled`` is speculative: it
+        raises :class:`TranscriptionCancelled` when ``cancelled()`` is true, or when another
+        call's decode is waiting for Whisper (speculation yields to it), once a slot is free
+        and again once the audio is encoded."""
         if self._model is None:
             raise RuntimeError("WhisperEngine.load() was not called")
-        with self._pending_lock:
-            self._pending += 1
-        try:
-            return self._transcribe(pcm, sample_rate, cancelled)
-        finally:
-            with self._pending_lock:
-                self._pending -= 1
-
-    def _transcribe(self, pcm: bytes, sample_rate: int,
-                    cancelled: Callable[[], bool] | None) -> Transcript:
         started = time.monotonic()
         audio = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
         if sample_rate != WHISPER_RATE:
             import soxr
 
             audio = soxr.resample(audio, sample_rate, WHISPER_RATE)
-        with self._slots:  # 2 cores are better used by one decode than by two
+        check: Callable[[], bool] | None = None
+        if cancelled is not None:
+            def check() -> bool:
+                return cancelled() or self._waiting > 0
+        with self._pending_lock:
+            self._pending += 1
+            self._waiting += cancelled is None
+        try:
+            return self._transcribe(audio, started, check)
+        finally:
+            with self._pending_lock:
+                self._pending -= 1
+
+    def _transcribe(self, audio: np.ndarray, started: float,
+                    cancelled: Callable[[], bool] | None) -> Transcript:
+        waiting = cancelled is None
+        try:
+            self._slots.acquire()
+        finally:
+            if waiting:
+                with self._pending_lock:
+                    self._waiting -= 1
+        try:  # 2 cores are better used by one decode than by two
             if cancelled is not None and cancelled():
                 raise TranscriptionCancelled
             t = time.monotonic()
@@ -145,6 +160,8 @@ class WhisperEngine:
                     segments = list(segments)
             took = time.monotonic() - t
             self.decode_s = took if self.decode_s is None else 0.7 * self.decode_s + 0.3 * took
+        finally:
+            self._slots.release()
         if fitted is not None:
             keep = (fitted.no_speech_prob < self.no_speech_threshold or fitted.avg_logprob > -0.8)
             return Transcript(text=fitted.text if keep else "", language=self.language,
