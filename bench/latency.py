@@ -13,7 +13,8 @@ measured with several simultaneous calls (``--concurrency 1,2,4,8``) and with ot
 processes keeping cores busy (``--hog N``).
 
 Usage: .venv/bin/python bench/latency.py [--calls N] [--concurrency 1,2,4,8] [--hog N]
-           [--variant NAME:stt.window=full,stt.vad_stop_s=0.5 ...] [--fixtures DIR] [--config FILE]
+           [--variant NAME:stt.window=full,stt.vad_stop_s=0.5 ...] [--interleave] [--fixtures DIR]
+           [--config FILE]
            [--policy hybrid --variant rules:policy=rules --variant hybrid:policy=hybrid]
 """
 
@@ -67,7 +68,7 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     pairs = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
     unknown = set(pairs) - {"stt.window", "stt.vad_stop_s", "stt.beam_size", "policy",
                           "llm.early_ack", "llm.warm_turns", "stt.late_wait_s",
-                          "stt.speculate_after_s"}
+                          "stt.speculate_after_s", "stt.speculate_max_calls"}
     if unknown:
         raise SystemExit(f"--variant {text}: unknown key(s) {', '.join(sorted(unknown))}")
     return name, pairs
@@ -87,6 +88,7 @@ def apply_variant(services: Any, pairs: dict[str, str], *, policy: str = "rules"
     services.warm_turns = pairs.get("llm.warm_turns", "1").lower() not in {"0", "false", "no"}
     spec = float(pairs.get("stt.speculate_after_s", 0.0))
     services.speculate_after_s = spec if spec >= 0 else None
+    services.speculate_max_calls = int(pairs.get("stt.speculate_max_calls", 1))
     late = pairs.get("stt.late_wait_s")
     services.late_transcript_wait_s = None if late is None else float(late)
     if "stt.beam_size" in pairs:
@@ -112,7 +114,7 @@ def summarise(reports: list[Any], caller_v2v: list[float]) -> dict[str, Any]:
 
 
 async def run_calls(services: Any, args: argparse.Namespace, *, calls: int, concurrency: int,
-                    data_dir: Path) -> dict[str, Any]:
+                    data_dir: Path, first: int = 0) -> tuple[list[Any], list[float]]:
     from telephony.server import AudioSocketServer
     from telephony.simulator import CallerSimulator, PatientTurn
     from twin.demo import fmt_seconds
@@ -136,7 +138,7 @@ async def run_calls(services: Any, args: argparse.Namespace, *, calls: int, conc
         while done < calls:
             wave = concurrency
             t = time.monotonic()
-            await asyncio.gather(*(one(done + k) for k in range(wave)))
+            await asyncio.gather(*(one(first + done + k) for k in range(wave)))
             done += wave
             for _ in range(100):  # the reports land when each call's handler returns
                 if len(reports) >= done:
@@ -160,7 +162,7 @@ async def run_calls(services: Any, args: argparse.Namespace, *, calls: int, conc
     timed = [t for r in reports for t in r.turns]
     print(f"  transcripts decoded at the pause's onset: {sum(bool(t.get('speculative')) for t in timed)}"
           f" of {len(timed)} timed turns", file=sys.stderr)
-    return summarise(reports, caller_v2v)
+    return reports, caller_v2v
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -181,15 +183,27 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         for h in hogs:
             h.start()
         try:
-            for name, pairs in variants:
+            runs: dict[str, tuple[list[Any], list[float]]] = {}
+            # --interleave: one wave of each variant in turn (the same script for each), so a
+            # machine that slows down or speeds up during the run weighs on every variant alike
+            order = ([(level, w, v) for level in levels
+                      for w in range(max(1, -(-max(args.calls, level) // level))) for v in variants]
+                     if args.interleave else
+                     [(level, None, v) for v in variants for level in levels])
+            for level, wave, (name, pairs) in order:
                 apply_variant(services, pairs, policy=settings.policy)
-                for level in levels:
-                    print(f"variant {name}, {level} simultaneous call(s), {args.hog} busy core(s)",
-                          file=sys.stderr)
-                    key = f"{name} x{level}" + (f" hog{args.hog}" if args.hog else "")
-                    results[key] = await run_calls(services, args, calls=max(args.calls, level),
-                                                   concurrency=level,
-                                                   data_dir=Path(settings.data_dir))
+                print(f"variant {name}, {level} simultaneous call(s), {args.hog} busy core(s)",
+                      file=sys.stderr)
+                key = f"{name} x{level}" + (f" hog{args.hog}" if args.hog else "")
+                reports, heard = await run_calls(
+                    services, args, calls=level if wave is not None else max(args.calls, level),
+                    concurrency=level, data_dir=Path(settings.data_dir),
+                    first=0 if wave is None else wave * level)
+                prev = runs.setdefault(key, ([], []))
+                prev[0].extend(reports)
+                prev[1].extend(heard)
+            for key, (reports, heard) in runs.items():
+                results[key] = summarise(reports, heard)
         finally:
             stop.set()
             for h in hogs:
@@ -218,8 +232,11 @@ if __name__ == "__main__":
                         "base model without one); variants may switch it with policy=...")
     p.add_argument("--variant", action="append", default=[],
                    help="NAME:key=value,... levers for one row set (stt.window, stt.vad_stop_s, "
-                        "stt.beam_size, stt.late_wait_s, stt.speculate_after_s (<0: off), policy, llm.early_ack, "
+                        "stt.beam_size, stt.late_wait_s, stt.speculate_after_s (<0: off), stt.speculate_max_calls, "
+                        "policy, llm.early_ack, "
                         "llm.warm_turns); repeat to compare in one run")
+    p.add_argument("--interleave", action="store_true",
+                   help="alternate the variants wave by wave (same scripts) instead of one after the other")
     p.add_argument("--fixtures", type=Path,
                    default=Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "calls")
     p.add_argument("--config", type=Path, default=None)

@@ -28,15 +28,19 @@ def test_production_yaml_and_env_overrides(tmp_path: Path) -> None:
 
 def test_toml_is_accepted(tmp_path: Path) -> None:
     cfg = tmp_path / "s.toml"
-    cfg.write_text('[llm]\ntemperature = 0\nmax_tokens = 200\n[stt]\nbeam_size = 1\n')
+    cfg.write_text('[llm]\ntemperature = 0\nmax_tokens = 200\n[stt]\nbeam_size = 1\n'
+                   'speculate_after_s = -1\n')
     s = Settings.load(cfg, env={})
     assert s.llm.temperature == 0.0 and s.stt.beam_size == 1
+    assert s.stt.speculate_after_s == -1.0  # decode at the VAD's stop only
+    assert Settings.load(None, env={}).stt.speculate_after_s == 0.0  # at the pause's onset
 
 
 @pytest.mark.parametrize("text,message", [
     ("llm:\n  modle: x\n", r"llm: unknown key\(s\) modle"),
     ("llm: fast\n", "'llm' must be a table"),
     ("stt:\n  beam_size: five\n", r"stt.beam_size: expected int"),
+    ("stt:\n  speculate_after_s: soon\n", r"stt.speculate_after_s: expected float"),
     ("tts:\n  engine: festival\n", "must be 'espeak' or 'piper'"),
     ("tts:\n  engine: piper\n", "piper_model: required"),
     ("colour: blue\n", "unknown key 'colour'"),

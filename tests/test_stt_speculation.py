@@ -24,8 +24,8 @@ FIXTURE = ROOT / "demo_audio" / "07_identity_paul_girard.wav"
 
 
 class FakeWhisper:
-    """The engine's interface (``idle``, ``transcribe``); a decode takes ``decode_s`` unless
-    it is called off first."""
+    """The engine's interface (``idle``, ``sessions``, ``transcribe``); a decode takes
+    ``decode_s`` unless it is called off first."""
 
     def __init__(self, *, decode_s: float = 0.05, busy: bool = False) -> None:
         self.model_dir = Path("fake-whisper")
@@ -35,6 +35,13 @@ class FakeWhisper:
         self.decodes: list[dict[str, object]] = []  # each: audio bytes, called_off, speculative
         self._running = 0
         self._lock = threading.Lock()
+        self.sessions = 0
+
+    def attach(self) -> None:
+        self.sessions += 1
+
+    def detach(self) -> None:
+        self.sessions -= 1
 
     @property
     def idle(self) -> bool:
@@ -105,6 +112,7 @@ def test_the_pause_onset_decode_is_the_segments_transcript_and_a_resumed_one_is_
     engine = FakeWhisper()
     stt = WhisperSTT(engine=engine)  # type: ignore[arg-type]
     asyncio.run(_run(stt, chunks, rate))
+    assert engine.sessions == 0  # the call detached at its end
 
     counts = stt.speculation_counts
     # the fixture: "Je suis Paul Girard," (a VAD stop), then "né le 4 juin 1978" with short
@@ -121,10 +129,13 @@ def test_the_pause_onset_decode_is_the_segments_transcript_and_a_resumed_one_is_
 
 
 @pytest.mark.timeout(120)
-def test_no_speculation_when_it_is_off_or_whisper_is_busy() -> None:
+def test_no_speculation_when_it_is_off_whisper_is_busy_or_another_call_shares_it() -> None:
     chunks, rate = _chunks(FIXTURE)
+    shared = FakeWhisper()
+    shared.attach()  # another call in progress
     for stt, engine in ((WhisperSTT(engine=(e := FakeWhisper()), speculate_after_s=None), e),  # type: ignore[arg-type]
-                        (WhisperSTT(engine=(b := FakeWhisper(busy=True))), b)):  # type: ignore[arg-type]
+                        (WhisperSTT(engine=(b := FakeWhisper(busy=True))), b),  # type: ignore[arg-type]
+                        (WhisperSTT(engine=shared), shared)):  # type: ignore[arg-type]
         asyncio.run(_run(stt, chunks, rate))
         assert stt.speculation_counts["started"] == 0
         assert engine.decodes and not any(d["speculative"] for d in engine.decodes)

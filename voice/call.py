@@ -43,6 +43,7 @@ class VoiceServices:
     # the VAD hangover + 0.05 s, voice.stt.WhisperSTT; bench/latency.py compares it with 1.0 s)
     # decode this long into a pause, before the VAD's stop (voice.stt.WhisperSTT); None: off
     speculate_after_s: float | None = 0.0
+    speculate_max_calls: int = 1  # ... only while at most this many calls share Whisper
     # "Un instant, je regarde." as soon as the model starts writing a slow action (a search,
     # a booking), rather than once the action is complete (a lever, switched off to compare)
     early_ack: bool = True
@@ -147,7 +148,8 @@ def build_call_handler(services: VoiceServices, *,
                                 stt=WhisperSTT(engine=services.whisper,
                                                vad_stop_s=services.vad_stop_s,
                                                late_transcript_wait_s=services.late_transcript_wait_s,
-                                               speculate_after_s=services.speculate_after_s),
+                                               speculate_after_s=services.speculate_after_s,
+                                               speculate_max_calls=services.speculate_max_calls),
                                 tts=make_tts_service(services.tts_engine), on_text=text_cb,
                                 vad_stop_s=services.vad_stop_s)
         outcome_label = "error"

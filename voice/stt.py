@@ -29,7 +29,13 @@ __all__ = ["Transcript", "TranscriptionCancelled", "WhisperEngine", "WhisperSTT"
 logger = logging.getLogger(__name__)
 
 try:
-    from pipecat.frames.frames import BotStartedSpeakingFrame, ErrorFrame, Frame, TranscriptionFrame
+    from pipecat.frames.frames import (
+        BotStartedSpeakingFrame,
+        ErrorFrame,
+        Frame,
+        StartFrame,
+        TranscriptionFrame,
+    )
     from pipecat.processors.frame_processor import FrameDirection
     from pipecat.services.settings import STTSettings
     from pipecat.services.stt_service import SegmentedSTTService
@@ -77,6 +83,7 @@ class WhisperEngine:
         self._slots = threading.BoundedSemaphore(self.workers)
         self._pending = 0  # decodes running or waiting for a slot
         self._waiting = 0  # decodes that are not speculative, waiting for a slot
+        self.sessions = 0  # calls using this engine (WhisperSTT attaches at start)
         self._pending_lock = threading.Lock()
         self.decode_s: float | None = None  # recent decode time (moving average), seconds
 
@@ -92,6 +99,14 @@ class WhisperEngine:
                                    cpu_threads=threads, num_workers=self.workers,
                                    local_files_only=True)
         logger.info("Whisper loaded from %s", self.model_dir)
+
+    def attach(self) -> None:
+        with self._pending_lock:
+            self.sessions += 1
+
+    def detach(self) -> None:
+        with self._pending_lock:
+            self.sessions = max(0, self.sessions - 1)
 
     @property
     def idle(self) -> bool:
@@ -199,14 +214,17 @@ class WhisperSTT(SegmentedSTTService):
     once; if the VAD then stops with nothing but its quiet hangover added, that transcript is
     the segment's, ready up to the hangover sooner. Speech again (``speech_resumed``) calls it
     off: the decoder is skipped if the encoder has not finished, and the result is dropped.
-    ``None`` turns it off.
+    ``None`` turns it off. It runs only while at most ``speculate_max_calls`` calls share the
+    engine: with more, a speculation that had to be dropped delays the other calls' decodes
+    (measured: p95 over 2 s at two calls, docs/PERFORMANCE.md).
     """
 
     MAX_TURN_S = 25.0
 
     def __init__(self, *, engine: WhisperEngine, vad_stop_s: float = 0.2,
                  late_transcript_wait_s: float | None = None,
-                 speculate_after_s: float | None = 0.0, **kwargs: Any) -> None:
+                 speculate_after_s: float | None = 0.0, speculate_max_calls: int = 1,
+                 **kwargs: Any) -> None:
         # Each transcript here is final, so pipecat's wait for a late transcript ("TTFS p99",
         # 1.0 s by default) only delays: when smart-turn closes a split utterance on its first
         # piece, the re-transcribed whole arrives after and opened a new turn that waited
@@ -222,6 +240,8 @@ class WhisperSTT(SegmentedSTTService):
         self._completed = 0
         self._vad_stop_s = vad_stop_s
         self._speculate_after_s = speculate_after_s
+        self._speculate_max_calls = speculate_max_calls
+        self._attached = False
         self._spec: _Speculation | None = None
         self._in_stt = False
         # speculations started / whose transcript was the segment's / called off or not matching
@@ -239,8 +259,17 @@ class WhisperSTT(SegmentedSTTService):
             self.speech_resumed()
         await super().process_frame(frame, direction)
 
+    async def start(self, frame: StartFrame) -> None:
+        await super().start(frame)
+        if not self._attached:
+            self._attached = True
+            self._engine.attach()
+
     async def cleanup(self) -> None:
         self.speech_resumed()
+        if self._attached:
+            self._attached = False
+            self._engine.detach()
         await super().cleanup()
 
     def speech_quiet(self, quiet_s: float) -> None:
@@ -248,7 +277,7 @@ class WhisperSTT(SegmentedSTTService):
         stop: decode the turn so far now, if nothing else waits for Whisper."""
         if (self._speculate_after_s is None or quiet_s < self._speculate_after_s
                 or self._spec is not None or self._in_stt or not self._user_speaking
-                or not self._engine.idle):
+                or not self._engine.idle or self._engine.sessions > self._speculate_max_calls):
             return
         audio = bytes(self._turn_audio) + bytes(self._audio_buffer)
         called_off = threading.Event()
