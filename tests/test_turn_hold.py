@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from voice.pipeline import START_CONFIRM_S, _AgentProcessor
+from voice.pipeline import MIN_GAP_S, START_CONFIRM_S, _AgentProcessor
 
 
 class ScriptedAgent:
@@ -88,4 +88,27 @@ async def test_a_turn_with_no_speech_heard_is_answered() -> None:
     from pipecat.tests.utils import SleepFrame
 
     agent = await _run([_context_frame("Bonjour."), SleepFrame(0.5)], heard=iter([]))
+    assert agent.answered == ["Bonjour."]
+
+
+async def test_a_transcript_in_before_the_minimum_gap_waits_for_it() -> None:
+    """A transcript decoded at the pause's onset can be in before the caller goes on after a
+    short pause: the turn waits out the minimum gap, and the caller's next words win."""
+    from pipecat.frames.frames import VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame
+    from pipecat.tests.utils import SleepFrame
+
+    agent = await _run([
+        VADUserStoppedSpeakingFrame(),
+        _context_frame("Je suis Paul Girard."),  # in at once: inside the minimum gap
+        SleepFrame(0.1),
+        VADUserStartedSpeakingFrame(),  # the caller goes on
+        SleepFrame(1.0),
+        VADUserStoppedSpeakingFrame(),
+        _context_frame("Je suis Paul Girard, né le 4 juin 1978."),
+        SleepFrame(MIN_GAP_S + 1.0),
+    ], heard=iter([]))
+    assert agent.answered == ["Je suis Paul Girard, né le 4 juin 1978."]
+    # and a caller who stays quiet is answered once the gap is over
+    agent = await _run([VADUserStoppedSpeakingFrame(), _context_frame("Bonjour."),
+                        SleepFrame(MIN_GAP_S + 2.0)], heard=iter([]))
     assert agent.answered == ["Bonjour."]

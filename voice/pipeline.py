@@ -67,6 +67,11 @@ VAD_STOP_SECS = 0.2
 # How long a turn is held when the VAD hears speech it has not confirmed as a start yet (its
 # start_secs is 0.2 s): a confirmed start keeps it held for the whole utterance.
 START_CONFIRM_S = 0.3
+# No answer sooner than this after the caller's speech ended: a pause inside a sentence ("Je
+# suis Paul Girard, … né le …") lasts up to ~0.6 s, and a transcript decoded at the pause's
+# onset (voice/stt.py) can be in before the caller goes on. Turns whose transcript takes
+# longer (most of them: Whisper's decode is 0.7-0.9 s here) are not delayed at all.
+MIN_GAP_S = 0.7
 
 
 @dataclass
@@ -173,8 +178,12 @@ class _AgentProcessor(FrameProcessor):
     def __init__(self, *, agent: CallAgent, on_agent_done: Callable[[], Awaitable[None]],
                  on_text: Callable[[str, str], None] | None = None,
                  stt_segments_done: Callable[[], int] | None = None,
-                 caller_active: Callable[[], bool] | None = None) -> None:
+                 caller_active: Callable[[], bool] | None = None,
+                 vad_stop_s: float = VAD_STOP_SECS, min_gap_s: float = MIN_GAP_S) -> None:
         super().__init__()
+        self._vad_stop_s = vad_stop_s
+        self._min_gap_s = min_gap_s
+        self._speech_end: float | None = None  # when the caller's last speech ended (monotonic)
         self._stt_segments_done = stt_segments_done
         self._caller_active = caller_active
         self._agent = agent
@@ -212,6 +221,7 @@ class _AgentProcessor(FrameProcessor):
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             logger.debug("VAD: user stopped speaking")
             self._user_speaking = False
+            self._speech_end = time.monotonic() - self._vad_stop_s
             self._vad_stops += 1
             if self._held_text and self._held_timer is None:
                 self._held_timer = self.create_task(self._answer_held_later())
@@ -253,13 +263,17 @@ class _AgentProcessor(FrameProcessor):
             if not self._user_speaking:  # a later segment is being transcribed
                 self._held_timer = self.create_task(self._answer_held_later())
             return
-        if self._caller_active is not None and self._caller_active():
-            # the VAD hears speech it has not yet confirmed as a start: the patient is likely
-            # going on after a pause ("Je suis Paul Girard, … né le …"); hold the turn until
-            # the start is confirmed (then the whole utterance comes) or answer it if not
-            logger.debug("holding the turn: speech heard, start not yet confirmed")
+        gap = (0.0 if self._speech_end is None
+               else self._speech_end + self._min_gap_s - time.monotonic())
+        if gap > 0 or (self._caller_active is not None and self._caller_active()):
+            # too soon after the speech ended, or the VAD hears speech it has not yet confirmed
+            # as a start: the patient may be going on after a pause ("Je suis Paul Girard, …
+            # né le …"); hold the turn (a confirmed start keeps it held for the whole
+            # utterance) and answer it if the patient stays quiet
+            logger.debug("holding the turn %.2f s: the patient may go on", max(gap, START_CONFIRM_S))
             self._held_text = text
-            self._held_timer = self.create_task(self._answer_held_later(wait_s=START_CONFIRM_S))
+            self._held_timer = self.create_task(self._answer_held_later(
+                wait_s=gap if gap > 0 else START_CONFIRM_S))
             return
         self._held_text = ""
         self._spoke = False
@@ -275,6 +289,8 @@ class _AgentProcessor(FrameProcessor):
         """The patient paused again but no new transcript came (noise, a cough, a
         segment that transcribed to nothing): answer the held turn after all."""
         await asyncio.sleep(wait_s)
+        if self._caller_active is not None and self._caller_active() and not self._user_speaking:
+            await asyncio.sleep(START_CONFIRM_S)  # speech heard at the last moment: confirm it
         self._held_timer = None
         text, self._held_text = self._held_text, ""
         if text and not self._user_speaking:
@@ -387,7 +403,8 @@ class CallPipeline:
                                      on_text=self._on_text,
                                      stt_segments_done=(lambda: int(self._stt.completed_segments))
                                      if hasattr(self._stt, "completed_segments") else None,
-                                     caller_active=vad.hearing_speech)
+                                     caller_active=vad.hearing_speech,
+                                     vad_stop_s=self._vad_stop_s)
         pipeline = Pipeline([transport.input(), self._stt, user, agent_proc, self._tts,
                              transport.output()])
         rate = int(self._session.sample_rate)
