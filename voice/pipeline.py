@@ -270,10 +270,10 @@ class _AgentProcessor(FrameProcessor):
             # as a start: the patient may be going on after a pause ("Je suis Paul Girard, …
             # né le …"); hold the turn (a confirmed start keeps it held for the whole
             # utterance) and answer it if the patient stays quiet
-            wait = gap if gap > 0 else START_CONFIRM_S
-            logger.debug("holding the turn %.2f s: the patient may go on", wait)
+            logger.debug("holding the turn %.2f s: the patient may go on", max(gap, START_CONFIRM_S))
             self._held_text = text
-            self._held_timer = self.create_task(self._answer_held_later(wait_s=wait))
+            self._held_timer = self.create_task(self._answer_held_later(
+                wait_s=gap if gap > 0 else START_CONFIRM_S))
             return
         self._held_text = ""
         self._spoke = False

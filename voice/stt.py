@@ -143,10 +143,13 @@ class WhisperEngine:
 
     def _transcribe(self, audio: np.ndarray, started: float,
                     cancelled: Callable[[], bool] | None) -> Transcript:
-        self._slots.acquire()
-        if cancelled is None:  # no longer waiting: speculations need not yield to it
-            with self._pending_lock:
-                self._waiting -= 1
+        waiting = cancelled is None
+        try:
+            self._slots.acquire()
+        finally:
+            if waiting:
+                with self._pending_lock:
+                    self._waiting -= 1
         try:  # 2 cores are better used by one decode than by two
             if cancelled is not None and cancelled():
                 raise TranscriptionCancelled
@@ -355,3 +358,4 @@ class WhisperSTT(SegmentedSTTService):
             frame = TranscriptionFrame(text=result.text, user_id="caller",
                                        timestamp=time_now_iso8601(), result=result)
             yield frame
+
