@@ -1,6 +1,6 @@
 """Whisper on the speech up to the pause's onset instead of up to the VAD's stop.
 
-Usage: .venv/bin/python bench/stt_pause_cut.py [--after 0,0.064] [--fixtures DIR]
+Usage: .venv/bin/python -m bench.stt_pause_cut [--after 0,0.064] [--fixtures DIR]
 
 The live pipeline transcribes a turn when Silero VAD calls the speech over, ``stop_secs``
 (0.2 s) after its first quiet frame. Speculating at the pause's onset (``WhisperSTT``'s
